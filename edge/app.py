@@ -1,0 +1,165 @@
+"""The HTTP app, assembled in one place from parts passed in (see create_app)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge.caches import DiskTier, MemoryTier, Tier, TieredCache
+from edge.config import Config
+from edge.headers import (
+    CONTENT_TYPES,
+    NO_STORE,
+    cache_control,
+    if_none_match,
+    strong_etag,
+    version_state,
+)
+from edge.negotiation import negotiate_format
+from edge.options import parse_query
+from edge.problems import Problem
+from edge.render_pool import RenderPool, default_workers
+from edge.renditions import RenditionService
+from edge.signing import Signer, check_expiry
+from origin.masters import LocalMasterStore, MasterStore
+from origin.versions import MasterIndex
+
+log = logging.getLogger("edge")
+
+
+@dataclass
+class Services:
+    config: Config
+    signer: Signer
+    masters: MasterIndex
+    renditions: RenditionService
+    pool: RenderPool
+
+
+def build_services(config: Config, store: MasterStore | None = None) -> Services:
+    store = store or LocalMasterStore(config.masters_dir)
+    tiers: list[Tier] = []
+    if config.cache.memory_mb:
+        tiers.append(MemoryTier(config.cache.memory_mb * 1024 * 1024))
+    if config.cache.disk_mb:
+        tiers.append(DiskTier(config.cache.disk_dir, config.cache.disk_mb * 1024 * 1024))
+    s = config.server
+    pool = RenderPool(s.render_workers or default_workers(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    renditions = RenditionService(
+        store, TieredCache(tiers), pool, config.limits, config.encode, config.formats.qualities()
+    )
+    return Services(config, Signer(config.signing_keys()), MasterIndex(store, config.limits), renditions, pool)
+
+
+def problem_response(problem: Problem, request: Request) -> Response:
+    headers = {"Cache-Control": NO_STORE, "Timing-Allow-Origin": "*", **problem.headers}
+    return JSONResponse(
+        problem.body(instance=request.url.path),
+        status_code=problem.status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+def _server_timing(timings: dict[str, float]) -> str:
+    return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings.items())
+
+
+async def rendition_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    master_path = request.path_params["path"]
+    opts, signature = parse_query(request.url.query)
+    if services.config.signing.required:
+        services.signer.verify(master_path, opts, signature)
+    else:
+        check_expiry(opts)
+    record = await services.masters.lookup(master_path)
+
+    negotiated = opts.fm == "auto"
+    fmt = (
+        negotiate_format(
+            request.headers.get("accept"),
+            services.config.formats.preference,
+            has_alpha=record.header.has_alpha,
+            animated=record.header.animated,
+        )
+        if negotiated
+        else opts.fm
+    )
+    key = services.renditions.key(record, opts, fmt)
+    headers = {
+        "ETag": strong_etag(key),
+        "Cache-Control": cache_control(version_state(opts.v, record.version)),
+        "Timing-Allow-Origin": "*",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if negotiated:
+        headers["Vary"] = "Accept"
+    if if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+
+    outcome = await services.renditions.get(record, opts, fmt, key)
+    rendition = outcome.rendition
+    headers.update(
+        {
+            "Cache-Status": ", ".join(outcome.cache_status),
+            "Server-Timing": _server_timing(outcome.timings),
+            "X-Upscale": rendition.upscale,
+        }
+    )
+    media_type = CONTENT_TYPES[rendition.format]
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(rendition.body))
+        return Response(b"", headers=headers, media_type=media_type)
+    return Response(rendition.body, headers=headers, media_type=media_type)
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # A bug, not the client's doing: log it here, tell the client nothing about our internals.
+    log.exception("unexpected error on %s", request.url.path)
+    return problem_response(Problem(500, "internal error; it has been logged"), request)
+
+
+def warn_about_insecure_settings(config: Config) -> list[str]:
+    warnings = []
+    if config.uses_dev_key:
+        warnings.append(
+            "SIGNING WITH THE BUILT-IN DEVELOPMENT KEY: anyone can sign URLs for this server. "
+            "Set EDGE_KEYS=id:secret (or [signing] keys) before exposing it."
+        )
+    if not config.signing.required:
+        warnings.append(
+            "URL SIGNATURES ARE DISABLED (signing.required=false): anyone can ask this server for "
+            "any size. Development only."
+        )
+    for message in warnings:
+        log.warning("!!! %s", message)
+    return warnings
+
+
+def create_app(config: Config, services: Services | None = None) -> Starlette:
+    services = services or build_services(config)
+    warn_about_insecure_settings(config)
+    app = Starlette(
+        routes=[
+            Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={Problem: on_problem, Exception: on_unexpected},
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,140 @@
+"""The `edge` command: serve, sign, version. Every subcommand has --help."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Sequence
+
+from edge.config import Config, ConfigError, load_config
+from edge.options import PARSERS, RenditionOptions, validate
+from edge.problems import Problem
+from origin.masters import LocalMasterStore
+from origin.versions import VERSION_DIGITS, MasterIndex
+
+SIGN_OPTIONS = ("w", "h", "dpr", "fit", "g", "fx", "fy", "crop", "q", "fm", "exp", "kid")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(
+        args.config,
+        **{
+            "server.masters": getattr(args, "masters", None),
+            "server.host": getattr(args, "host", None),
+            "server.port": getattr(args, "port", None),
+        },
+    )
+
+
+def _lookup(config: Config, path: str):
+    index = MasterIndex(LocalMasterStore(config.masters_dir), config.limits)
+    return asyncio.run(index.lookup(path))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edge.app import build_services, create_app
+
+    config = _config(args)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    services = build_services(config)
+    app = create_app(config, services)
+    base = f"http://{config.server.host}:{config.server.port}"
+    examples = LocalMasterStore(config.masters_dir).list()[:1]
+    print(f"edge-image-cdn: masters in {config.masters_dir}", file=sys.stderr)
+    for path in examples:
+        record = _lookup(config, path)
+        opts = RenditionOptions(w=640, dpr=2, v=record.short_version)
+        print(f"Try: {base}{services.signer.sign_url(path, opts)}", file=sys.stderr)
+    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from edge.signing import Signer
+
+    values = {}
+    for name in SIGN_OPTIONS:
+        raw = getattr(args, name)
+        if raw is not None:
+            values[name] = PARSERS[name](name, str(raw))
+    record = _lookup(config, args.path)
+    opts = validate(RenditionOptions(**values, v=record.short_version))  # type: ignore[arg-type]
+    try:
+        print(Signer(config.signing_keys()).sign_url(args.path, opts))
+    except ValueError as e:  # an unknown --kid
+        raise ConfigError(str(e)) from None
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    record = _lookup(_config(args), args.path)
+    print(record.version if args.full else record.short_version)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Image CDN origin: signed, negotiated renditions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="TOML config file (default: $EDGE_CONFIG)")
+        p.add_argument("--masters", help="directory of masters (default: the bundled demo masters)")
+
+    serve = sub.add_parser("serve", help="run the HTTP server", description="Run the HTTP server.")
+    common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.set_defaults(func=cmd_serve)
+
+    sign = sub.add_parser(
+        "sign",
+        help="print a signed, versioned URL for a master",
+        description="Print the signed, versioned URL path and query (/img/...?...&s=...) for a master.",
+    )
+    common(sign)
+    sign.add_argument("path", help="master path, relative to the masters directory")
+    helps = {
+        "w": "width in CSS pixels, 1..8192",
+        "h": "height in CSS pixels, 1..8192",
+        "dpr": "device pixel ratio 1..4",
+        "fit": "cover, contain, fill, inside or outside",
+        "g": "gravity: center, n, s, e, w, ne, nw, se, sw, smart or focal",
+        "fx": "focal point x, 0..1 (with --g focal)",
+        "fy": "focal point y, 0..1 (with --g focal)",
+        "crop": "region x,y,w,h of the master taken before resizing",
+        "q": "quality 1..100",
+        "fm": "auto, avif, webp, jpeg, png or gif",
+        "exp": "unix time after which the URL is refused",
+        "kid": "id of the signing key (default: the first key)",
+    }
+    for name in SIGN_OPTIONS:
+        sign.add_argument(f"--{name}", help=helps[name])
+    sign.set_defaults(func=cmd_sign)
+
+    version = sub.add_parser("version", help="print a master's version hash", description="Print a master's version hash (blake3).")
+    common(version)
+    version.add_argument("path", help="master path, relative to the masters directory")
+    version.add_argument("--full", action="store_true", help="print all 64 hex digits, not the URL prefix")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"edge: configuration error: {e}", file=sys.stderr)
+        return 2
+    except Problem as e:
+        print(f"edge: {e.detail}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

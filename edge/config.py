@@ -1,0 +1,201 @@
+"""Configuration: one dataclass tree, read from a TOML file and then EDGE_* environment variables.
+
+Every field can be set in the file (`[section] name = value`) or the environment
+(`EDGE_SECTION_NAME`, e.g. `EDGE_LIMITS_MAX_MASTER_PIXELS=20000000`); a few common ones have short
+names too (`EDGE_KEYS`, `EDGE_MASTERS`, `EDGE_HOST`, `EDGE_PORT`). Everything is validated at
+start-up; a bad value stops the server with a message that names it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from edge.signing import SigningKey, parse_keys
+from origin.encode import EncodeSettings
+from origin.limits import FAIL_ON, Limits
+
+DEMO_MASTERS = Path(__file__).parent / "demo" / "masters"
+# A development key, printed in a warning whenever it is used. Never for production.
+DEV_KEYS = "dev:edge-image-cdn-development-key-NOT-SECRET"
+FORMATS = ("avif", "webp", "jpeg", "png", "gif")
+
+SHORT_ENV = {
+    "EDGE_KEYS": ("signing", "keys"),
+    "EDGE_MASTERS": ("server", "masters"),
+    "EDGE_HOST": ("server", "host"),
+    "EDGE_PORT": ("server", "port"),
+    "EDGE_CACHE_DIR": ("cache", "disk_dir"),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    masters: str = ""  # a directory; empty means the bundled demo masters
+    render_workers: int = 0  # 0: one per CPU core
+    queue_limit: int = 32  # renders that may wait for a worker before 503
+    render_timeout_s: float = 20.0
+    retry_after_s: int = 2
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    keys: str = ""  # "id1:secret1,id2:secret2"; the first signs. Empty: the dev key (with a warning)
+    required: bool = True  # false accepts unsigned URLs: development only, logged loudly
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    memory_mb: int = 256
+    disk_dir: str = "var/cache"  # relative paths are relative to the working directory
+    disk_mb: int = 4096
+
+
+@dataclass(frozen=True)
+class FormatConfig:
+    preference: tuple[str, ...] = ("avif", "webp", "jpeg")
+    avif_quality: int = 50
+    webp_quality: int = 80
+    jpeg_quality: int = 80
+
+    def qualities(self) -> dict[str, int]:
+        return {"avif": self.avif_quality, "webp": self.webp_quality, "jpeg": self.jpeg_quality}
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    limits: Limits = field(default_factory=Limits)
+    formats: FormatConfig = field(default_factory=FormatConfig)
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+
+    @property
+    def masters_dir(self) -> Path:
+        return Path(self.server.masters) if self.server.masters else DEMO_MASTERS
+
+    @property
+    def uses_dev_key(self) -> bool:
+        return not self.signing.keys
+
+    def signing_keys(self) -> list[SigningKey]:
+        return parse_keys(self.signing.keys or DEV_KEYS)
+
+
+def _convert(value: Any, current: Any, where: str) -> Any:
+    """Coerce a file or environment value to the type of the field's default."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, tuple):
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if isinstance(current, str):
+            if not isinstance(value, (str, int, float)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"{where}: unsupported setting type")
+    raise ConfigError(f"{where}: expected {type(current).__name__}, got {value!r}")
+
+
+def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(section)}
+    changes = {}
+    for name, value in values.items():
+        if name not in known:
+            raise ConfigError(f"{where}.{name}: unknown setting (known: {', '.join(sorted(known))})")
+        changes[name] = _convert(value, getattr(section, name), f"{where}.{name}")
+    return replace(section, **changes)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """File, then environment, then explicit overrides (`section.name` keys, e.g. from CLI flags)."""
+    env = os.environ if env is None else env
+    config = Config()
+    path = path or env.get("EDGE_CONFIG")
+    if path:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        for name, values in doc.items():
+            if not hasattr(config, name) or not isinstance(values, dict):
+                sections = ", ".join(f.name for f in fields(config))
+                raise ConfigError(f"{path}: unknown section [{name}] (known: {sections})")
+            config = replace(config, **{name: _apply(getattr(config, name), values, f"{path}: {name}")})
+
+    by_section: dict[str, dict[str, Any]] = {}
+    for var, value in env.items():
+        if var in SHORT_ENV:
+            section, name = SHORT_ENV[var]
+        elif var.startswith("EDGE_") and var != "EDGE_CONFIG":
+            rest = var[5:].lower()
+            section, _, name = rest.partition("_")
+            if not hasattr(config, section) or not is_dataclass(getattr(config, section)):
+                continue
+        else:
+            continue
+        by_section.setdefault(section, {})[name] = value
+    for (key, value) in overrides.items():
+        if value is not None:
+            section, _, name = key.partition(".")
+            by_section.setdefault(section, {})[name] = value
+    for section, values in by_section.items():
+        config = replace(config, **{section: _apply(getattr(config, section), values, section)})
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    s, lim, fm = config.server, config.limits, config.formats
+    checks = [
+        (1 <= s.port <= 65535, f"server.port must be 1..65535, got {s.port}"),
+        (s.render_workers >= 0, "server.render_workers must be 0 (auto) or more"),
+        (s.queue_limit >= 0, "server.queue_limit must be 0 or more"),
+        (s.render_timeout_s > 0, "server.render_timeout_s must be more than 0"),
+        (config.masters_dir.is_dir(), f"server.masters: {config.masters_dir} is not a directory"),
+        (lim.fail_on in FAIL_ON, f"limits.fail_on must be one of {', '.join(FAIL_ON)}, got {lim.fail_on!r}"),
+        (lim.max_master_pixels > 0 and lim.max_output_pixels > 0, "limits: pixel limits must be positive"),
+        (64 <= lim.max_output_side <= 16384, "limits.max_output_side must be 64..16384"),
+        (fm.preference and all(f in ("avif", "webp", "jpeg") for f in fm.preference),
+         f"formats.preference must list avif, webp and/or jpeg, got {list(fm.preference)}"),
+        (all(1 <= q <= 100 for q in fm.qualities().values()), "formats.*_quality must be 1..100"),
+        (0 <= config.encode.avif_effort <= 9, "encode.avif_effort must be 0..9"),
+        (0 <= config.encode.webp_effort <= 6, "encode.webp_effort must be 0..6"),
+        (config.cache.memory_mb >= 0 and config.cache.disk_mb >= 0, "cache sizes must be 0 or more"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    try:
+        config.signing_keys()
+    except ValueError as e:
+        raise ConfigError(f"signing.keys (EDGE_KEYS): {e}") from None

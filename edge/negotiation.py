@@ -1,0 +1,76 @@
+"""Output format negotiation from the `Accept` header.
+
+Browsers announce AVIF and WebP support by naming them (`image/avif,image/webp,*/*`); a wildcard
+proves nothing about a modern codec, so AVIF and WebP count as accepted only when named with q > 0
+(`image/avif;q=0` means "not AVIF"). JPEG, PNG and GIF are understood by every client and are the
+fallbacks. Alpha is never sent as JPEG; animation goes out as animated WebP, else GIF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODERN = ("avif", "webp")  # formats a client must name to get
+ALPHA_CAPABLE = ("avif", "webp", "png", "gif")
+ANIMATION_CAPABLE = ("webp", "gif")
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    type: str
+    subtype: str
+    q: float
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Media ranges with their q-values; malformed parts are skipped, as RFC 9110 clients expect."""
+    ranges: list[MediaRange] = []
+    for part in (header or "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        type_, sep, subtype = media.lower().partition("/")
+        if not sep or not type_ or not subtype:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0  # an unreadable weight is no evidence of support
+        ranges.append(MediaRange(type_, subtype, q))
+    return ranges
+
+
+def names_format(ranges: list[MediaRange], fmt: str) -> bool:
+    """True when the client names `image/{fmt}` with q > 0 (the most specific mention wins)."""
+    qs = [r.q for r in ranges if r.type == "image" and r.subtype == fmt]
+    return bool(qs) and max(qs) > 0
+
+
+def negotiate_format(
+    accept: str | None,
+    preference: tuple[str, ...] = ("avif", "webp", "jpeg"),
+    *,
+    has_alpha: bool = False,
+    animated: bool = False,
+) -> str:
+    """The first format in `preference` that the client takes and that keeps what the master has."""
+    ranges = parse_accept(accept)
+
+    def takes(fmt: str) -> bool:
+        return names_format(ranges, fmt) if fmt in MODERN else True
+
+    if animated:
+        candidates, fallback = [f for f in preference if f in ANIMATION_CAPABLE], "gif"
+    elif has_alpha:
+        candidates, fallback = [f for f in preference if f in ALPHA_CAPABLE], "png"
+    else:
+        candidates, fallback = list(preference), "jpeg"
+    return next((f for f in candidates if takes(f)), fallback)
+
+
+def accept_bucket(accept: str | None) -> str:
+    """The cache-relevant class of an Accept header: 'avif', 'webp' or 'other' (for CDN keys)."""
+    ranges = parse_accept(accept)
+    return next((f for f in MODERN if names_format(ranges, f)), "other")

@@ -1,0 +1,95 @@
+"""Getting a rendition: cache tiers first, then one render per key however many ask at once."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import blake3
+
+from edge.caches import Rendition, TieredCache
+from edge.options import RenditionOptions, canonical_query
+from edge.problems import Problem
+from edge.render_pool import RenderPool
+from edge.singleflight import SingleFlight
+from origin.encode import EncodeSettings
+from origin.limits import Limits
+from origin.masters import MasterStore
+from origin.pipeline import CancelToken, Cancelled, Rendered, render
+from origin.plan import plan_rendition
+from origin.versions import MasterRecord, version_hash
+
+# Bump when the pipeline's output changes for the same inputs: every cached rendition and ETag moves.
+PIPELINE_VERSION = "1"
+
+
+@dataclass
+class Outcome:
+    rendition: Rendition
+    cache_status: list[str]  # RFC 9211 members, origin side first
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+
+def rendition_key(record: MasterRecord, opts: RenditionOptions, fmt: str, settings_fingerprint: str) -> str:
+    """Names one representation: master version + what shapes the pixels + format + pipeline."""
+    shape = canonical_query(replace(opts, fm=fmt), rendering_only=True)
+    material = "\n".join((PIPELINE_VERSION, record.version, shape, settings_fingerprint))
+    return blake3.blake3(material.encode()).hexdigest()[:32]
+
+
+class RenditionService:
+    def __init__(
+        self,
+        store: MasterStore,
+        cache: TieredCache,
+        pool: RenderPool,
+        limits: Limits,
+        encode: EncodeSettings,
+        qualities: dict[str, int],
+    ):
+        self.store = store
+        self.cache = cache
+        self.pool = pool
+        self.limits = limits
+        self.encode = encode
+        self.qualities = qualities
+        self.flight: SingleFlight[Outcome] = SingleFlight()
+        self.fingerprint = "|".join(
+            (encode.fingerprint(), repr(sorted(qualities.items())), f"side{limits.max_output_side}")
+        )
+
+    def key(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> str:
+        return rendition_key(record, opts, fmt, self.fingerprint)
+
+    async def get(self, record: MasterRecord, opts: RenditionOptions, fmt: str, key: str) -> Outcome:
+        started = time.perf_counter()
+        rendition, statuses = await self.cache.get(key)
+        if rendition is not None:
+            return Outcome(rendition, statuses, {"cache": time.perf_counter() - started})
+        outcome, joined = await self.flight.run(key, lambda: self._render(record, opts, fmt, key, statuses))
+        if joined:
+            return Outcome(outcome.rendition, [s + "; collapsed" for s in statuses], outcome.timings)
+        return outcome
+
+    async def _render(
+        self, record: MasterRecord, opts: RenditionOptions, fmt: str, key: str, statuses: list[str]
+    ) -> Outcome:
+        # Plan before fetching: a plan that cannot be met (crop outside, output too big) costs nothing.
+        plan = plan_rendition(opts, record.header, fmt, self.limits, self.qualities)
+        started = time.perf_counter()
+        data = await self.store.read(record.info)
+        fetched = time.perf_counter() - started
+
+        def work(token: CancelToken) -> Rendered:
+            if token.cancelled:  # the budget ran out while queued
+                raise Cancelled()
+            if version_hash(data) != record.version:
+                # Replaced between stat and read: never cache these bytes under the old version.
+                raise Problem(503, "master changed during the request; retry", headers={"Retry-After": "1"})
+            return render(data, plan, self.encode, token)
+
+        rendered = await self.pool.run(work)
+        rendition = Rendition(rendered.body, rendered.format, rendered.width, rendered.height, rendered.upscale)
+        await self.cache.put(key, rendition)
+        timings = {"fetch": fetched, **rendered.timings}
+        return Outcome(rendition, [s + "; stored" for s in statuses], timings)

@@ -1,0 +1,1 @@
+"""Masters and renditions: master stores, version hashes, planning and the libvips pipeline."""

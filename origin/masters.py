@@ -1,0 +1,75 @@
+"""Master stores: where the original images live. Local disk here; S3/HTTP share the interface.
+
+A store answers `stat(path)` (size and identity without reading the bytes, or None when there is
+no such master) and `read(info)` (the bytes). No request can reach outside the store's root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class MasterInfo:
+    path: str  # the master path as it appears in URLs
+    size: int
+    # Changes whenever the bytes may have changed: the key for cached version hashes.
+    identity: str
+
+
+class MasterStore(Protocol):
+    async def stat(self, path: str) -> MasterInfo | None: ...
+
+    async def read(self, info: MasterInfo) -> bytes: ...
+
+
+def is_safe_relative(path: str) -> bool:
+    """A relative path of plain names: no '..', '.', empty or hidden segments, no NUL or backslash."""
+    if not path or path.startswith("/") or "\x00" in path or "\\" in path:
+        return False
+    return all(seg and not seg.startswith(".") for seg in path.split("/"))
+
+
+class LocalMasterStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve(strict=True)
+
+    def _resolve(self, path: str) -> Path | None:
+        if not is_safe_relative(path):
+            return None
+        try:
+            real = (self.root / path).resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return None
+        # Symlinks are followed, but only to targets inside the root.
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+    async def stat(self, path: str) -> MasterInfo | None:
+        real = self._resolve(path)
+        if real is None:
+            return None
+        st = real.stat()
+        return MasterInfo(path, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+
+    async def read(self, info: MasterInfo) -> bytes:
+        real = self._resolve(info.path)
+        if real is None:
+            raise FileNotFoundError(info.path)
+        return await asyncio.to_thread(real.read_bytes)
+
+    def list(self) -> list[str]:
+        """Every master path under the root (for the CLI and the demo page)."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                if is_safe_relative(rel):
+                    out.append(rel)
+        return out

@@ -1,0 +1,181 @@
+"""Carry a Plan out with libvips: the ordered list of steps in STEPS, then `encode`.
+
+Each step is a plain function over `RenderState`. Frame-wise steps see one frame at a time, so
+animated masters (frames stacked vertically, libvips' convention) go through the same steps.
+Decoding is lazy: the pixels flow when `materialise` runs, with `fail_on` from the plan, so a
+damaged master raises instead of coming out grey.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyvips
+
+from edge.problems import Problem
+from origin.encode import EncodeSettings, encode
+from origin.metadata import keep_rights_only
+from origin.plan import Plan
+from origin.probe import first_line
+
+
+class Cancelled(Exception):
+    """The render was stopped from outside (its time budget ran out)."""
+
+
+@dataclass
+class CancelToken:
+    """Set from the event loop; checked by libvips' progress callback on its worker threads."""
+
+    _event: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class RenderState:
+    plan: Plan
+    image: pyvips.Image
+    keep: str = "none"  # which metadata blocks the saver writes (see origin.metadata)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    format: str
+    width: int
+    height: int
+    upscale: str
+    timings: dict[str, float]  # seconds per phase: render (decode + resize), encode
+
+
+def load(data: bytes, plan: Plan) -> pyvips.Image:
+    """Shrink-on-load, EXIF rotation and conversion to sRGB, by libvips' thumbnail."""
+    options = f"fail_on={plan.fail_on}" + (",n=-1" if plan.animated else "")
+    return pyvips.Image.thumbnail_buffer(
+        data, plan.load_w, height=plan.load_h, size="force", option_string=options
+    )
+
+
+def extract_region(image: pyvips.Image, plan: Plan) -> pyvips.Image:
+    r = plan.region
+    return image if r is None else image.extract_area(r.x, r.y, r.w, r.h)
+
+
+def resize(image: pyvips.Image, plan: Plan) -> pyvips.Image:
+    """Resize to exactly resize_w x resize_h (Lanczos3 both ways; libvips rounds, so pin the size)."""
+    w, h = plan.resize_w, plan.resize_h
+    if (image.width, image.height) == (w, h):
+        return image
+    image = image.resize(w / image.width, vscale=h / image.height, kernel="lanczos3")
+    if (image.width, image.height) != (w, h):
+        image = image.gravity("centre", w, h, extend="copy")
+    return image
+
+
+def smart_crop(image: pyvips.Image, plan: Plan) -> pyvips.Image:
+    if not plan.smart_crop:
+        return image
+    # Attention scans the whole image, which a sequential (streaming) load cannot give twice;
+    # at this point the image is already at output scale, so holding it in memory is cheap.
+    return image.copy_memory().smartcrop(plan.target_w, plan.target_h, interesting="attention")
+
+
+FRAME_STEPS: list[Callable[[pyvips.Image, Plan], pyvips.Image]] = [extract_region, resize, smart_crop]
+
+
+def per_frame(state: RenderState) -> RenderState:
+    """Apply FRAME_STEPS to each frame, then stack the frames again."""
+    image, plan = state.image, state.plan
+
+    def run(frame: pyvips.Image) -> pyvips.Image:
+        for step in FRAME_STEPS:
+            frame = step(frame, plan)
+        return frame
+
+    if not plan.animated:
+        state.image = run(image)
+        return state
+    page_h = image.get("page-height") if "page-height" in image.get_fields() else image.height
+    frames = [run(image.extract_area(0, y, image.width, page_h)) for y in range(0, image.height, page_h)]
+    joined = pyvips.Image.arrayjoin(frames, across=1)
+    state.image = joined.copy()
+    state.image.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    return state
+
+
+def to_output_colour(state: RenderState) -> RenderState:
+    """8-bit sRGB (or 8-bit grey), alpha flattened onto white when the format has none."""
+    image = state.image
+    if image.interpretation in ("grey16", "b-w") or image.bands in (1, 2):
+        image = image.colourspace("b-w")
+    elif image.interpretation != "srgb":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    if state.plan.flatten and image.hasalpha():
+        image = image.flatten(background=[255] * (image.bands - 1))
+    state.image = image
+    return state
+
+
+def strip_metadata(state: RenderState) -> RenderState:
+    state.image, state.keep = keep_rights_only(state.image)
+    return state
+
+
+def materialise(state: RenderState, token: CancelToken | None) -> RenderState:
+    """Decode and resize now, into memory, so render and encode times can be told apart."""
+    started = time.perf_counter()
+    state.image = _watched(state.image, token).copy_memory()
+    state.timings["render"] = time.perf_counter() - started
+    return state
+
+
+def _watched(image: pyvips.Image, token: CancelToken | None) -> pyvips.Image:
+    if token is None:
+        return image
+
+    def on_eval(img: pyvips.Image, _progress: object) -> None:
+        if token.cancelled:
+            img.set_kill(True)
+
+    image.set_progress(True)
+    image.signal_connect("eval", on_eval)
+    return image
+
+
+STEPS: list[Callable[[RenderState], RenderState]] = [per_frame, to_output_colour, strip_metadata]
+
+
+def render(
+    data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken | None = None
+) -> Rendered:
+    """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled."""
+    try:
+        state = RenderState(plan, load(data, plan))
+        for step in STEPS:
+            state = step(state)
+        state = materialise(state, token)
+    except pyvips.Error as e:
+        if token is not None and token.cancelled:
+            raise Cancelled() from None
+        raise Problem(415, f"master could not be decoded (damaged or truncated?): {first_line(e)}") from None
+    if token is not None and token.cancelled:
+        raise Cancelled()
+    started = time.perf_counter()
+    try:
+        body = encode(state.image, plan, settings, state.keep)
+    except pyvips.Error as e:
+        raise Problem(422, f"rendition could not be encoded as {plan.format}: {first_line(e)}") from None
+    state.timings["encode"] = time.perf_counter() - started
+    return Rendered(body, plan.format, plan.target_w, plan.target_h, plan.upscale, state.timings)

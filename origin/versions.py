@@ -1,0 +1,75 @@
+"""Version hashes: blake3 of a master's bytes, computed once per master identity (path+size+mtime).
+
+The same pass reads the header, so a request for a cached master costs one stat: the record says
+which version is current (for `v` and ETags) and whether the master has alpha or animation
+(for negotiation). Refusals (bombs, undecodable files) are cached the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+
+import blake3
+from cachetools import LRUCache
+
+from edge.problems import Problem
+from edge.singleflight import SingleFlight
+from origin.limits import Limits
+from origin.masters import MasterInfo, MasterStore
+from origin.probe import MasterHeader, probe
+
+VERSION_DIGITS = 16  # hex digits of the version put in URLs
+
+
+@dataclass(frozen=True)
+class MasterRecord:
+    info: MasterInfo
+    version: str  # full blake3 hex digest
+    header: MasterHeader
+
+    @property
+    def short_version(self) -> str:
+        return self.version[:VERSION_DIGITS]
+
+
+def version_hash(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def inspect(info: MasterInfo, data: bytes, limits: Limits) -> MasterRecord:
+    return MasterRecord(info, version_hash(data), probe(data, limits))
+
+
+class MasterIndex:
+    def __init__(self, store: MasterStore, limits: Limits, max_entries: int = 100_000):
+        self.store = store
+        self.limits = limits
+        self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
+        self._flight = SingleFlight()
+
+    async def lookup(self, path: str) -> MasterRecord:
+        """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused."""
+        info = await self.store.stat(path)
+        if info is None:
+            raise Problem(404, f"no master at {path!r}")
+        if info.size > self.limits.max_master_bytes:
+            raise Problem(
+                413,
+                f"master is {info.size} bytes, over the limit of {self.limits.max_master_bytes} bytes",
+            )
+        key = (info.path, info.identity)
+        cached = self._records.get(key)
+        if cached is None:
+            cached, _ = await self._flight.run(repr(key), lambda: self._inspect(info))
+            self._records[key] = cached
+        if isinstance(cached, Problem):
+            raise replace(cached)  # a fresh copy: re-raising one object grows its traceback
+        return cached
+
+    async def _inspect(self, info: MasterInfo) -> MasterRecord | Problem:
+        data = await self.store.read(info)
+        try:
+            return await asyncio.to_thread(inspect, info, data, self.limits)
+        except Problem as problem:
+            return problem
