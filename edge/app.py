@@ -73,7 +73,14 @@ def _server_timing(timings: dict[str, float]) -> str:
 async def rendition_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     master_path = request.path_params["path"]
-    opts, signature = parse_query(request.url.query)
+    query = request.url.query
+    try:
+        opts, signature = parse_query(query)
+    except Problem:
+        # Only a request with a valid signature learns what is wrong with its options.
+        if services.config.signing.required and not services.signer.verify_unparsed(master_path, query):
+            raise Problem(403, "signature does not match this URL") from None
+        raise
     if services.config.signing.required:
         services.signer.verify(master_path, opts, signature)
     else:

@@ -128,6 +128,24 @@ PARSERS: dict[str, Callable[[str, str], object]] = {
 }
 
 
+def raw_canonical_url(master_path: str, query: str) -> str:
+    """The signed string for options that did not parse: the pairs as sent, sorted, without `s`.
+
+    A URL whose options are malformed but whose signature holds came from our own signer (or one
+    that follows the spec), so its author deserves the precise 400; anyone else gets a 403.
+    """
+    pairs = sorted(p for p in query.split("&") if p and p.partition("=")[0] != SIGNATURE_PARAM)
+    return f"/img/{canonical_path(master_path)}?{'&'.join(pairs)}"
+
+
+def signature_of(query: str) -> str | None:
+    for pair in query.split("&"):
+        name, _, raw = pair.partition("=")
+        if name == SIGNATURE_PARAM:
+            return unquote_plus(raw)
+    return None
+
+
 def parse_query(query: str) -> tuple[RenditionOptions, str | None]:
     """Parse a raw query string into options and the signature (`s`), or raise a 400 Problem."""
     values: dict[str, object] = {}

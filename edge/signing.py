@@ -13,7 +13,14 @@ import hmac
 import time
 from dataclasses import dataclass, replace
 
-from edge.options import RenditionOptions, canonical_path, canonical_query, canonical_url
+from edge.options import (
+    RenditionOptions,
+    canonical_path,
+    canonical_query,
+    canonical_url,
+    raw_canonical_url,
+    signature_of,
+)
 from edge.problems import Problem
 
 MAC_BYTES = 16
@@ -66,16 +73,28 @@ class Signer:
 
     def verify(self, master_path: str, opts: RenditionOptions, signature: str | None, now: float | None = None) -> None:
         """Raise a 403 Problem unless `signature` is valid for these options and not expired."""
+        self._check(canonical_url(master_path, opts), opts.kid, signature)
+        check_expiry(opts, now)
+
+    def verify_unparsed(self, master_path: str, query: str) -> bool:
+        """Whether a query whose options failed to parse still carries a valid signature."""
+        kid = next((p[4:] for p in query.split("&") if p.startswith("kid=")), None)
+        try:
+            self._check(raw_canonical_url(master_path, query), kid, signature_of(query))
+        except Problem:
+            return False
+        return True
+
+    def _check(self, signed: str, kid: str | None, signature: str | None) -> None:
         if not signature:
             raise Problem(403, "missing signature: this URL needs an s= parameter from a signer")
-        key = self._keys.get(opts.kid) if opts.kid else self._first
+        key = self._keys.get(kid) if kid else self._first
         if key is None:
-            raise Problem(403, f"unknown signing key id {opts.kid!r}")
-        expected = mac(key.secret, canonical_url(master_path, opts))
+            raise Problem(403, f"unknown signing key id {kid!r}")
+        expected = mac(key.secret, signed)
         # Constant-time comparison, so response timing says nothing about how much matched.
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise Problem(403, "signature does not match this URL")
-        check_expiry(opts, now)
 
     def _key(self, kid: str | None) -> SigningKey:
         if kid is None:

@@ -1,0 +1,144 @@
+"""The planner decides every number before pixels are touched; these tables pin its decisions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.options import FITS, Crop, RenditionOptions
+from edge.problems import Problem
+from origin.limits import Limits
+from origin.plan import Box, plan_rendition
+from origin.probe import MasterHeader
+
+PHOTO = MasterHeader("jpeg", 4000, 3000, 3, False, 1)
+LIMITS = Limits()
+
+
+def plan(header=PHOTO, fmt="jpeg", **opts):
+    return plan_rendition(RenditionOptions(**opts), header, fmt, LIMITS)
+
+
+def test_width_only_is_one_shrink_on_load():
+    p = plan(w=800)
+    assert (p.load_w, p.load_h, p.region) == (800, 600, None)
+    assert (p.target_w, p.target_h, p.upscale) == (800, 600, "none")
+
+
+def test_dpr_multiplies_css_pixels():
+    p = plan(w=400, dpr=2)
+    assert (p.target_w, p.target_h) == (800, 600)
+
+
+def test_cover_crops_the_overflow_at_the_gravity():
+    centre = plan(w=300, h=300)
+    assert (centre.load_w, centre.load_h) == (400, 300)
+    assert centre.region == Box(50, 0, 300, 300)
+    west = plan(w=300, h=300, g="w")
+    assert west.region == Box(0, 0, 300, 300)
+    east = plan(w=300, h=300, g="se")
+    assert east.region == Box(100, 0, 300, 300)
+
+
+def test_focal_point_centres_the_window_but_stays_inside():
+    p = plan(w=300, h=300, g="focal", fx=0.9, fy=0.5)
+    assert p.region == Box(100, 0, 300, 300)  # would be centred at x=360, clamped to the edge
+    p = plan(w=300, h=300, g="focal", fx=0.5, fy=0.5)
+    assert p.region == Box(50, 0, 300, 300)
+
+
+@pytest.mark.parametrize(
+    "fit, size",
+    [("cover", (300, 300)), ("contain", (300, 225)), ("fill", (300, 300)), ("inside", (300, 225)), ("outside", (400, 300))],
+)
+def test_fits_shrinking(fit, size):
+    p = plan(w=300, h=300, fit=fit)
+    assert (p.target_w, p.target_h) == size
+
+
+@pytest.mark.parametrize(
+    "fit, size, upscale",
+    [("contain", (5000, 3750), "lanczos"), ("inside", (4000, 3000), "none"), ("outside", (6667, 5000), "lanczos")],
+)
+def test_only_inside_never_enlarges(fit, size, upscale):
+    p = plan(w=5000, h=5000, fit=fit)
+    assert ((p.target_w, p.target_h), p.upscale) == (size, upscale)
+
+
+def test_crop_region_is_taken_before_resizing():
+    p = plan(crop=Crop(1000, 500, 2000, 1000), w=500)
+    assert (p.load_w, p.load_h) == (1000, 750)
+    assert p.region == Box(250, 125, 500, 250)
+    assert (p.target_w, p.target_h) == (500, 250)
+
+
+def test_crop_partly_outside_is_clipped_and_wholly_outside_is_400():
+    p = plan(crop=Crop(3000, 2000, 5000, 5000))
+    assert p.region == Box(3000, 2000, 1000, 1000)
+    with pytest.raises(Problem) as err:
+        plan(crop=Crop(5000, 0, 10, 10))
+    assert err.value.status == 400 and err.value.extra["option"] == "crop"
+
+
+def test_enlarging_a_small_crop_resizes_after_the_crop():
+    p = plan(crop=Crop(0, 0, 100, 100), w=400)
+    assert (p.load_w, p.load_h) == (4000, 3000)
+    assert p.region == Box(0, 0, 100, 100)
+    assert (p.resize_w, p.resize_h, p.upscale) == (400, 400, "lanczos")
+
+
+def test_output_side_limit_scales_dpr_down():
+    p = plan(w=8000, dpr=4, header=MasterHeader("jpeg", 40000, 1000, 3, False, 1))
+    assert p.target_w == LIMITS.max_output_side
+
+
+def test_output_pixel_limit_is_422():
+    with pytest.raises(Problem) as err:
+        plan(w=8000, h=8000, fit="fill")
+    assert err.value.status == 422
+
+
+def test_smart_gravity_resizes_then_crops_by_attention():
+    p = plan(w=300, h=300, g="smart")
+    assert p.smart_crop and (p.resize_w, p.resize_h) == (400, 300) and (p.target_w, p.target_h) == (300, 300)
+
+
+def test_animated_masters_keep_frames_only_for_animated_formats():
+    anim = MasterHeader("gif", 640, 360, 3, False, 24)
+    assert plan(header=anim, fmt="webp", w=100).animated
+    assert not plan(header=anim, fmt="jpeg", w=100).animated
+    assert not plan(header=anim, fmt="webp", w=100, h=100, g="smart").smart_crop  # one crop for all frames
+
+
+def test_alpha_is_flattened_only_into_jpeg():
+    rgba = MasterHeader("png", 100, 100, 4, True, 1)
+    assert plan(header=rgba, fmt="jpeg").flatten and not plan(header=rgba, fmt="webp").flatten
+
+
+def test_quality_defaults_per_format_and_explicit_q_wins():
+    assert plan(fmt="avif").quality == 50 and plan(fmt="jpeg").quality == 80 and plan(fmt="avif", q=33).quality == 33
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(1, 6000), st.integers(1, 6000),
+    st.none() | st.integers(1, 3000), st.none() | st.integers(1, 3000),
+    st.sampled_from(FITS), st.sampled_from(["center", "n", "se", "focal"]),
+    st.integers(100, 400).map(lambda n: n / 100),
+)
+def test_plans_are_always_executable(mw, mh, w, h, fit, g, dpr):
+    """Whatever the sizes: regions lie inside the loaded image and no size is zero."""
+    header = MasterHeader("jpeg", mw, mh, 3, False, 1)
+    try:
+        p = plan(header=header, w=w, h=h, fit=fit, g=g, dpr=dpr, fx=0.3 if g == "focal" else None, fy=0.7 if g == "focal" else None)
+    except Problem as e:
+        assert e.status == 422
+        return
+    assert 1 <= p.load_w <= mw and 1 <= p.load_h <= mh
+    r = p.region or Box(0, 0, p.load_w, p.load_h)
+    assert r.x >= 0 and r.y >= 0 and r.w >= 1 and r.h >= 1
+    assert r.x + r.w <= p.load_w and r.y + r.h <= p.load_h
+    assert p.target_w >= 1 and p.target_h >= 1
+    if fit == "cover" and w and h:
+        assert (p.target_w, p.target_h) == (max(1, round(w * dpr)), max(1, round(h * dpr))) or max(w, h) * dpr > LIMITS.max_output_side
