@@ -1,0 +1,158 @@
+"""A browser's view of renditions: formats, validators, caching headers. Real server, real HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from conftest import AVIF_ACCEPT, WEBP_ACCEPT, Server
+from imagecheck import decode, frames, sniff
+from origin.versions import version_hash
+
+PHOTO = "flower_640x427.jpg"
+
+
+def version_of(server: Server, path: str) -> str:
+    return version_hash((server.masters / path).read_bytes())[:16]
+
+
+def test_a_browser_that_accepts_avif_gets_avif(server: Server, http: httpx.Client):
+    r = http.get(server.url(PHOTO, w=320, v=version_of(server, PHOTO)), headers={"Accept": AVIF_ACCEPT})
+    assert r.status_code == 200
+    assert sniff(r.content) == "avif" and r.headers["content-type"] == "image/avif"
+    assert r.headers["vary"] == "Accept"
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["etag"].startswith('"') and r.headers["timing-allow-origin"] == "*"
+    assert int(r.headers["content-length"]) == len(r.content)
+    image = decode(r.content)
+    assert (image.width, image.height) == (320, 214)
+
+
+def test_webp_only_gets_webp_and_wildcard_gets_jpeg(server: Server, http: httpx.Client):
+    url = server.url(PHOTO, w=200)
+    webp = http.get(url, headers={"Accept": WEBP_ACCEPT})
+    jpeg = http.get(url, headers={"Accept": "*/*"})
+    none = http.get(url, headers={"Accept": "image/avif;q=0, image/webp;q=0, */*"})
+    assert (sniff(webp.content), sniff(jpeg.content), sniff(none.content)) == ("webp", "jpeg", "jpeg")
+    assert webp.headers["etag"] != jpeg.headers["etag"]  # one ETag per representation
+    assert jpeg.headers["etag"] == none.headers["etag"]
+
+
+def test_explicit_format_wins_and_is_not_varied(server: Server, http: httpx.Client):
+    r = http.get(server.url(PHOTO, w=200, fm="png"), headers={"Accept": AVIF_ACCEPT})
+    assert sniff(r.content) == "png" and "vary" not in r.headers
+
+
+def test_if_none_match_gives_304_with_the_same_validators(server: Server, http: httpx.Client):
+    url = server.url(PHOTO, w=150, v=version_of(server, PHOTO))
+    first = http.get(url, headers={"Accept": AVIF_ACCEPT})
+    etag = first.headers["etag"]
+    for header in (etag, f"W/{etag}", f'"nope", {etag}', "*"):
+        r = http.get(url, headers={"Accept": AVIF_ACCEPT, "If-None-Match": header})
+        assert r.status_code == 304, header
+        assert r.content == b""
+        assert r.headers["etag"] == etag
+        assert r.headers["cache-control"] == first.headers["cache-control"]
+        assert r.headers["vary"] == "Accept"
+    assert http.get(url, headers={"Accept": AVIF_ACCEPT, "If-None-Match": '"other"'}).status_code == 200
+    # Another representation of the same URL does not match this one's ETag.
+    assert http.get(url, headers={"Accept": "*/*", "If-None-Match": etag}).status_code == 200
+
+
+def test_head_has_the_headers_of_get_and_no_body(server: Server, http: httpx.Client):
+    url = server.url(PHOTO, w=120)
+    get = http.get(url, headers={"Accept": WEBP_ACCEPT})
+    head = http.head(url, headers={"Accept": WEBP_ACCEPT})
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-type", "content-length", "etag", "cache-control", "vary"):
+        assert head.headers[name] == get.headers[name]
+
+
+def test_cache_control_follows_the_version(server: Server, http: httpx.Client):
+    current = version_of(server, PHOTO)
+    unversioned = http.get(server.url(PHOTO, w=100))
+    stale = http.get(server.url(PHOTO, w=100, v="0123456789abcdef"))
+    fresh = http.get(server.url(PHOTO, w=100, v=current))
+    assert unversioned.headers["cache-control"] == "public, max-age=300, stale-while-revalidate=86400"
+    assert stale.headers["cache-control"] == "public, max-age=60"
+    assert fresh.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert stale.content == fresh.content  # a stale version still gets the current picture
+
+
+def test_a_changed_master_gets_a_new_version_and_etag(server: Server, http: httpx.Client):
+    path = "changing.jpg"
+    target = server.masters / path
+    target.write_bytes((server.masters / PHOTO).read_bytes())
+    first_version = version_of(server, path)
+    before = http.get(server.url(path, w=100, fm="jpeg"))
+    time.sleep(0.01)
+    target.write_bytes((server.masters / "rocket_640x427.jpg").read_bytes())
+    after = http.get(server.url(path, w=100, fm="jpeg", v=first_version))
+    assert after.headers["etag"] != before.headers["etag"] and after.content != before.content
+    assert after.headers["cache-control"] == "public, max-age=60"  # the URL's v is now stale
+
+
+def test_cache_status_and_server_timing_tell_miss_from_hit(server: Server, http: httpx.Client):
+    url = server.url(PHOTO, w=77)
+    miss = http.get(url, headers={"Accept": "*/*"})
+    hit = http.get(url, headers={"Accept": "*/*"})
+    assert miss.headers["cache-status"] == "edge-disk; fwd=miss; stored, edge-memory; fwd=miss; stored"
+    assert {part.split(";")[0] for part in miss.headers["server-timing"].split(", ")} == {"fetch", "render", "encode"}
+    assert hit.headers["cache-status"] == "edge-memory; hit"
+    assert hit.headers["server-timing"].startswith("cache;dur=")
+    assert hit.content == miss.content and hit.headers["etag"] == miss.headers["etag"]
+
+
+def test_option_spellings_share_one_cache_entry(server: Server, http: httpx.Client):
+    a = http.get(server.url(PHOTO, w=91, q=70, fit="cover", dpr=1.0))
+    b = http.get(server.url(PHOTO, q=70, w=91))
+    assert a.headers["etag"] == b.headers["etag"]
+    assert "hit" in b.headers["cache-status"]
+
+
+def test_dpr_multiplies_and_the_response_says_how_it_upscaled(server: Server, http: httpx.Client):
+    r = http.get(server.url(PHOTO, w=500, dpr=2, fm="jpeg"))
+    assert decode(r.content).width == 1000
+    assert r.headers["x-upscale"] == "lanczos"
+    r = http.get(server.url(PHOTO, w=300, dpr=2, fm="jpeg"))
+    assert r.headers["x-upscale"] == "none"
+
+
+def test_crop_fit_and_gravity_shape_the_output(server: Server, http: httpx.Client):
+    cases = [
+        (dict(w=200, h=200), (200, 200)),
+        (dict(w=200, h=200, fit="contain"), (200, 133)),
+        (dict(w=200, h=200, fit="fill"), (200, 200)),
+        (dict(w=2000, h=2000, fit="inside"), (640, 427)),
+        (dict(w=200, h=200, fit="outside"), (300, 200)),
+        (dict(w=200, h=100, g="smart"), (200, 100)),
+        (dict(w=200, h=100, g="focal", fx=0.1, fy=0.9), (200, 100)),
+        (dict(crop="100,50,200,100"), (200, 100)),
+        (dict(crop="100,50,200,100", w=400), (400, 200)),
+    ]
+    for opts, size in cases:
+        r = http.get(server.url(PHOTO, fm="png", **opts))
+        assert r.status_code == 200, (opts, r.text)
+        image = decode(r.content)
+        assert (image.width, image.height) == size, opts
+
+
+def test_alpha_masters_never_become_jpeg(server: Server, http: httpx.Client):
+    for path in ("rgba_alpha_1600x1000.webp", "tiny_1x1_transparent.png"):
+        for accept, fmt in ((AVIF_ACCEPT, "avif"), (WEBP_ACCEPT, "webp"), ("*/*", "png"), ("image/jpeg", "png")):
+            r = http.get(server.url(path, w=64), headers={"Accept": accept})
+            assert sniff(r.content) == fmt, (path, accept)
+            assert decode(r.content).hasalpha(), (path, accept)
+
+
+def test_animated_masters_stay_animated(server: Server, http: httpx.Client):
+    for path in ("animated_24f_160x90.gif", "animated_24f_160x90.webp"):
+        webp = http.get(server.url(path, w=80), headers={"Accept": AVIF_ACCEPT})
+        gif = http.get(server.url(path, w=80), headers={"Accept": "*/*"})
+        assert (sniff(webp.content), frames(webp.content)) == ("webp", 24), path
+        assert (sniff(gif.content), frames(gif.content)) == ("gif", 24), path
+        assert decode(webp.content).width == 80
+        # Asking for a still format explicitly gives the first frame.
+        still = http.get(server.url(path, w=80, fm="jpeg"))
+        assert (sniff(still.content), frames(still.content)) == ("jpeg", 1)
