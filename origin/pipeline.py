@@ -61,8 +61,11 @@ class Rendered:
 def load(data: bytes, plan: Plan) -> pyvips.Image:
     """Shrink-on-load, EXIF rotation and conversion to sRGB, by libvips' thumbnail."""
     options = f"fail_on={plan.fail_on}" + (",n=-1" if plan.animated else "")
+    # thumbnail keeps the input's colour space unless told to export: without this, P3 and
+    # Adobe RGB pixels would go out untagged and look dull. Untagged masters are sRGB already.
+    colour = {"export_profile": "srgb"} if plan.to_srgb else {}
     return pyvips.Image.thumbnail_buffer(
-        data, plan.load_w, height=plan.load_h, size="force", option_string=options
+        data, plan.load_w, height=plan.load_h, size="force", option_string=options, **colour
     )
 
 

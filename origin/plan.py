@@ -55,6 +55,7 @@ class Plan:
     animated: bool
     flatten: bool  # alpha into a format without it: flatten onto white
     fail_on: str
+    to_srgb: bool = False  # convert from the embedded profile (P3, Adobe RGB, CMYK...) to sRGB
 
     @property
     def upscale(self) -> str:
@@ -178,4 +179,5 @@ def plan_rendition(
         animated=animated,
         flatten=header.has_alpha and fmt == "jpeg",
         fail_on=limits.fail_on,
+        to_srgb=header.has_profile,
     )

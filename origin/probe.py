@@ -30,6 +30,7 @@ class MasterHeader:
     has_alpha: bool
     frames: int
     orientation: int = 1
+    has_profile: bool = False  # an embedded ICC profile: pixels must be converted to sRGB
 
     @property
     def animated(self) -> bool:
@@ -68,7 +69,10 @@ def probe(data: bytes, limits: Limits) -> MasterHeader:
             f"master is {width}x{height} = {pixels / 1e6:.1f} MP, over the limit of "
             f"{limits.max_master_pixels / 1e6:g} MP",
         )
-    header = MasterHeader(fmt, width, height, image.bands, bool(image.hasalpha()), frames, orientation)
+    header = MasterHeader(
+        fmt, width, height, image.bands, bool(image.hasalpha()), frames, orientation,
+        has_profile="icc-profile-data" in fields,
+    )
     if header.animated and frames > limits.max_frames:
         raise Problem(422, f"master has {frames} frames, over the limit of {limits.max_frames}")
     if header.animated and pixels * frames > limits.max_master_pixels * 4:
