@@ -1,0 +1,72 @@
+"""Cache tiers in process: byte bounds, eviction, and no partial entry ever served."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from edge.caches import DiskTier, MemoryTier, Rendition, TieredCache, decode_entry, encode_entry
+
+R = Rendition(b"x" * 1000, "jpeg", 10, 10)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_memory_tier_is_bounded_in_bytes():
+    tier = MemoryTier(max_bytes=5000)
+    for i in range(10):
+        run(tier.put(f"k{i}", R))
+    assert tier.bytes_used <= 5000
+    assert run(tier.get("k9")) == R and run(tier.get("k0")) is None
+
+
+def test_disk_entries_round_trip_and_detect_damage():
+    raw = encode_entry(R)
+    assert decode_entry(raw) == R
+    for cut in (0, 5, len(raw) // 2, len(raw) - 1):
+        assert decode_entry(raw[:cut]) is None
+    flipped = raw[:-1] + bytes([raw[-1] ^ 1])
+    assert decode_entry(flipped) is None
+
+
+def test_disk_tier_evicts_least_recently_used(tmp_path: Path):
+    room = 3 * len(encode_entry(R))  # three entries fit, a fourth does not
+    tier = DiskTier(tmp_path, max_bytes=room)
+    for key in ("aa1", "bb2", "cc3"):
+        run(tier.put(key, R))
+    run(tier.get("aa1"))  # recently used
+    run(tier.put("dd4", R))
+    assert run(tier.get("aa1")) == R
+    assert run(tier.get("bb2")) is None
+    assert tier.bytes_used <= room
+
+
+def test_a_damaged_entry_is_a_miss_and_is_removed(tmp_path: Path):
+    tier = DiskTier(tmp_path, max_bytes=10**6)
+    run(tier.put("abcdef", R))
+    path = tmp_path / "ab" / "abcdef"
+    path.write_bytes(path.read_bytes()[:-10])  # as if cut short
+    assert run(tier.get("abcdef")) is None
+    assert not path.exists()
+
+
+def test_restart_rebuilds_the_index_and_removes_temp_files(tmp_path: Path):
+    tier = DiskTier(tmp_path, max_bytes=10**6)
+    run(tier.put("abcdef", R))
+    stray = tmp_path / "ab" / ".tmp-123"
+    stray.write_bytes(b"half a write")
+    again = DiskTier(tmp_path, max_bytes=10**6)
+    assert not stray.exists()
+    assert run(again.get("abcdef")) == R and again.bytes_used == tier.bytes_used
+
+
+def test_tiers_promote_hits_and_report_cache_status(tmp_path: Path):
+    memory, disk = MemoryTier(10**6), DiskTier(tmp_path, 10**6)
+    cache = TieredCache([memory, disk])
+    run(disk.put("k1", R))
+    rendition, statuses = run(cache.get("k1"))
+    assert rendition == R and statuses == ["edge-disk; hit", "edge-memory; fwd=miss"]
+    assert run(memory.get("k1")) == R
+    assert run(cache.get("nope"))[1] == ["edge-disk; fwd=miss", "edge-memory; fwd=miss"]
