@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -135,6 +136,13 @@ async def on_problem(request: Request, exc: Exception) -> Response:
     return problem_response(exc, request)
 
 
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) in the same problem+json shape."""
+    assert isinstance(exc, HTTPException)
+    problem = Problem(exc.status_code, exc.detail or "error", headers=dict(exc.headers or {}))
+    return problem_response(problem, request)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     # A bug, not the client's doing: log it here, tell the client nothing about our internals.
     log.exception("unexpected error on %s", request.url.path)
@@ -166,7 +174,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
             Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
         ],
-        exception_handlers={Problem: on_problem, Exception: on_unexpected},
+        exception_handlers={Problem: on_problem, HTTPException: on_http_error, Exception: on_unexpected},
     )
     app.state.services = services
     return app

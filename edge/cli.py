@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from edge.config import Config, ConfigError, load_config
 from edge.options import PARSERS, RenditionOptions, validate
 from edge.problems import Problem
 from origin.masters import LocalMasterStore
-from origin.versions import VERSION_DIGITS, MasterIndex
+from origin.versions import MasterIndex
 
 SIGN_OPTIONS = ("w", "h", "dpr", "fit", "g", "fx", "fy", "crop", "q", "fm", "exp", "kid")
 
@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         sign.add_argument(f"--{name}", help=helps[name])
     sign.set_defaults(func=cmd_sign)
 
-    version = sub.add_parser("version", help="print a master's version hash", description="Print a master's version hash (blake3).")
+    version = sub.add_parser(
+        "version", help="print a master's version hash", description="Print a master's version hash (blake3)."
+    )
     common(version)
     version.add_argument("path", help="master path, relative to the masters directory")
     version.add_argument("--full", action="store_true", help="print all 64 hex digits, not the URL prefix")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from edge.signing import SigningKey, parse_keys
 from origin.encode import EncodeSettings
@@ -92,36 +93,32 @@ class Config:
         return parse_keys(self.signing.keys or DEV_KEYS)
 
 
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _coerce(value: Any, current: Any) -> Any:
+    """`value` as the type of the field's default `current`; ValueError when it is not one."""
+    if isinstance(current, bool):
+        return value if isinstance(value, bool) else BOOLEANS[str(value).strip().lower()]
+    if isinstance(current, int):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple):
+        items = value if isinstance(value, list) else str(value).split(",")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValueError(value)
+
+
 def _convert(value: Any, current: Any, where: str) -> Any:
-    """Coerce a file or environment value to the type of the field's default."""
     try:
-        if isinstance(current, bool):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if isinstance(current, int):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        if isinstance(current, tuple):
-            items = value if isinstance(value, list) else str(value).split(",")
-            return tuple(str(i).strip() for i in items if str(i).strip())
-        if isinstance(current, str):
-            if not isinstance(value, (str, int, float)):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        raise ConfigError(f"{where}: unsupported setting type")
-    raise ConfigError(f"{where}: expected {type(current).__name__}, got {value!r}")
+        return _coerce(value, current)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {type(current).__name__}, got {value!r}") from None
 
 
 def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
@@ -164,7 +161,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         else:
             continue
         by_section.setdefault(section, {})[name] = value
-    for (key, value) in overrides.items():
+    for key, value in overrides.items():
         if value is not None:
             section, _, name = key.partition(".")
             by_section.setdefault(section, {})[name] = value
@@ -185,8 +182,10 @@ def validate(config: Config) -> None:
         (lim.fail_on in FAIL_ON, f"limits.fail_on must be one of {', '.join(FAIL_ON)}, got {lim.fail_on!r}"),
         (lim.max_master_pixels > 0 and lim.max_output_pixels > 0, "limits: pixel limits must be positive"),
         (64 <= lim.max_output_side <= 16384, "limits.max_output_side must be 64..16384"),
-        (fm.preference and all(f in ("avif", "webp", "jpeg") for f in fm.preference),
-         f"formats.preference must list avif, webp and/or jpeg, got {list(fm.preference)}"),
+        (
+            fm.preference and all(f in ("avif", "webp", "jpeg") for f in fm.preference),
+            f"formats.preference must list avif, webp and/or jpeg, got {list(fm.preference)}",
+        ),
         (all(1 <= q <= 100 for q in fm.qualities().values()), "formats.*_quality must be 1..100"),
         (0 <= config.encode.avif_effort <= 9, "encode.avif_effort must be 0..9"),
         (0 <= config.encode.webp_effort <= 6, "encode.webp_effort must be 0..6"),

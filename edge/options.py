@@ -9,8 +9,8 @@ Every error is a 400 that names the option and what it accepts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Callable
 from urllib.parse import quote, unquote_plus
 
 from edge.problems import Problem, bad_option

@@ -12,6 +12,7 @@ TITLES = {
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from edge.problems import Problem
 from origin.pipeline import CancelToken
@@ -52,7 +53,7 @@ class RenderPool:
         future.add_done_callback(self._done)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.time_budget_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             token.cancel()
             raise Problem(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
 

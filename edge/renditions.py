@@ -15,7 +15,7 @@ from edge.singleflight import SingleFlight
 from origin.encode import EncodeSettings
 from origin.limits import Limits
 from origin.masters import MasterStore
-from origin.pipeline import CancelToken, Cancelled, Rendered, render
+from origin.pipeline import Cancelled, CancelToken, Rendered, render
 from origin.plan import plan_rendition
 from origin.versions import MasterRecord, version_hash
 

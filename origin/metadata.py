@@ -277,9 +277,7 @@ _CORE = frozenset(
     | {"xoffset", "yoffset", "xres", "yres", "filename"}
 )
 # Fields savers need to write frames and palettes the way they were; none say anything about people.
-_STRUCTURAL = frozenset(
-    {"page-height", "n-pages", "delay", "loop", "background", "palette", "bits-per-sample"}
-)
+_STRUCTURAL = frozenset({"page-height", "n-pages", "delay", "loop", "background", "palette", "bits-per-sample"})
 
 
 def _is_structural(name: str) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pyvips
 
@@ -160,9 +160,7 @@ def _watched(image: pyvips.Image, token: CancelToken | None) -> pyvips.Image:
 STEPS: list[Callable[[RenderState], RenderState]] = [per_frame, to_output_colour, strip_metadata]
 
 
-def render(
-    data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken | None = None
-) -> Rendered:
+def render(data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken | None = None) -> Rendered:
     """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled."""
     try:
         state = RenderState(plan, load(data, plan))

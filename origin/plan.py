@@ -149,8 +149,7 @@ def plan_rendition(
     if target_w * target_h > limits.max_output_pixels:
         raise Problem(
             422,
-            f"output would be {target_w}x{target_h}, over the limit of "
-            f"{limits.max_output_pixels / 1e6:g} MP",
+            f"output would be {target_w}x{target_h}, over the limit of {limits.max_output_pixels / 1e6:g} MP",
         )
 
     # Shrinking happens while loading; enlarging (never done by the load) happens after the crop.

@@ -70,7 +70,13 @@ def probe(data: bytes, limits: Limits) -> MasterHeader:
             f"{limits.max_master_pixels / 1e6:g} MP",
         )
     header = MasterHeader(
-        fmt, width, height, image.bands, bool(image.hasalpha()), frames, orientation,
+        fmt,
+        width,
+        height,
+        image.bands,
+        bool(image.hasalpha()),
+        frames,
+        orientation,
         has_profile="icc-profile-data" in fields,
     )
     if header.animated and frames > limits.max_frames:

@@ -33,8 +33,12 @@ def test_spellings_of_one_request_are_one_canonical_form():
 
 
 def test_every_option_round_trips():
-    opts, sig = parse_query("w=10&h=20&dpr=2.5&fit=fill&g=focal&fx=0.25&fy=1&crop=1,2,3,4&q=7&fm=png&v=abcdef12&exp=99&kid=a-b&s=xyz")
-    assert opts == RenditionOptions(10, 20, 2.5, "fill", "focal", 0.25, 1.0, Crop(1, 2, 3, 4), 7, "png", "abcdef12", 99, "a-b")
+    opts, sig = parse_query(
+        "w=10&h=20&dpr=2.5&fit=fill&g=focal&fx=0.25&fy=1&crop=1,2,3,4&q=7&fm=png&v=abcdef12&exp=99&kid=a-b&s=xyz"
+    )
+    assert opts == RenditionOptions(
+        10, 20, 2.5, "fill", "focal", 0.25, 1.0, Crop(1, 2, 3, 4), 7, "png", "abcdef12", 99, "a-b"
+    )
     assert sig == "xyz"
     assert parse_query(canonical_query(opts))[0] == opts
 
@@ -134,14 +138,17 @@ options = st.builds(
     dpr=decimals2,
     fit=st.sampled_from(FITS),
     g=st.sampled_from([g for g in GRAVITIES if g != "focal"]),
-    crop=st.none() | st.builds(Crop, st.integers(0, 9999), st.integers(0, 9999), st.integers(1, 9999), st.integers(1, 9999)),
+    crop=st.none()
+    | st.builds(Crop, st.integers(0, 9999), st.integers(0, 9999), st.integers(1, 9999), st.integers(1, 9999)),
     q=st.none() | st.integers(1, 100),
     fm=st.sampled_from(FORMATS),
     v=st.none() | st.text("0123456789abcdef", min_size=8, max_size=64),
     exp=st.none() | st.integers(2_000_000_000, 3_000_000_000),
     kid=st.sampled_from([None, "new", "old"]),
 )
-paths = st.lists(st.text(string.ascii_letters + string.digits + " _-éü", min_size=1, max_size=12), min_size=1, max_size=4).map("/".join)
+paths = st.lists(
+    st.text(string.ascii_letters + string.digits + " _-éü", min_size=1, max_size=12), min_size=1, max_size=4
+).map("/".join)
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import Server
+
 from edge.options import RenditionOptions, canonical_path
 
 BROKEN = [
@@ -24,7 +24,12 @@ BROKEN = [
     "empty_0_bytes.jpg",
     "random_4096_bytes.jpg",
 ]
-BOMBS = ["bomb_30000x30000_rgb8.png", "bomb_30000x30000_1bit.png", "found_gif_bomb_pillow.gif", "svg_huge_100000x100000.svg"]
+BOMBS = [
+    "bomb_30000x30000_rgb8.png",
+    "bomb_30000x30000_1bit.png",
+    "found_gif_bomb_pillow.gif",
+    "svg_huge_100000x100000.svg",
+]
 
 
 def assert_problem(r: httpx.Response, status: int, *words: str) -> dict:
@@ -57,7 +62,9 @@ def test_malformed_option_is_400_naming_it(server: Server, http: httpx.Client):
 
     query = "kid=k1&w=abc"
     s = mac(b"test-secret-number-one-0123456789", f"/img/flower_640x427.jpg?{query}")
-    doc = assert_problem(http.get(f"{server.base}/img/flower_640x427.jpg?{query}&s={s}"), 400, "w must be an integer 1..8192")
+    doc = assert_problem(
+        http.get(f"{server.base}/img/flower_640x427.jpg?{query}&s={s}"), 400, "w must be an integer 1..8192"
+    )
     assert doc["option"] == "w"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import Server
 from imagecheck import decode, mean_abs_diff, sniff
 
@@ -32,7 +31,9 @@ def test_every_exif_orientation_comes_out_upright(server: Server, http: httpx.Cl
 
 # sRGB -> CMYK clips the gamut, so even libvips' own icc_transform round trip of this file is
 # 6.1 off the reference; a CMYK master shown as a negative or without conversion is far worse.
-@pytest.mark.parametrize("path, tolerance", [("cmyk_640x400.jpg", 7), ("display_p3_640x400.jpg", 1.5), ("adobergb_640x400.jpg", 1.5)])
+@pytest.mark.parametrize(
+    "path, tolerance", [("cmyk_640x400.jpg", 7), ("display_p3_640x400.jpg", 1.5), ("adobergb_640x400.jpg", 1.5)]
+)
 def test_wide_gamut_and_cmyk_masters_come_out_close_to_the_srgb_reference(
     server: Server, http: httpx.Client, path: str, tolerance: float
 ):

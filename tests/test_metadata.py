@@ -79,14 +79,7 @@ def resource(rid: int, data: bytes, name: bytes = b"") -> bytes:
     """One Photoshop image resource: Pascal name and data, each padded to an even length."""
     pascal = bytes([len(name)]) + name
     pascal += b"\0" * (len(pascal) % 2)
-    return (
-        b"8BIM"
-        + struct.pack(">H", rid)
-        + pascal
-        + struct.pack(">I", len(data))
-        + data
-        + b"\0" * (len(data) % 2)
-    )
+    return b"8BIM" + struct.pack(">H", rid) + pascal + struct.pack(">I", len(data)) + data + b"\0" * (len(data) % 2)
 
 
 CHARSET = dataset(1, 90, b"\x1b%G")  # UTF-8
@@ -291,9 +284,7 @@ def test_nothing_to_keep_gives_none() -> None:
 def test_animation_fields_survive_and_save_as_animated_webp() -> None:
     frame = pyvips.Image.new_from_file(str(PHOTO)).resize(64 / 1920, vscale=40 / 1280)
     assert (frame.width, frame.height) == (64, 40)
-    image = pyvips.Image.arrayjoin(
-        [frame, frame.flip("horizontal"), frame.invert()], across=1
-    ).copy()
+    image = pyvips.Image.arrayjoin([frame, frame.flip("horizontal"), frame.invert()], across=1).copy()
     image.set_type(pyvips.GValue.gint_type, "page-height", 40)
     image.set_type(pyvips.GValue.array_int_type, "delay", [80, 80, 80])
     image.set_type(pyvips.GValue.gint_type, "loop", 0)
@@ -568,9 +559,7 @@ def test_filter_xmp_tolerates_padding() -> None:
             [CHARSET, CREDIT, SOURCE],
             id="credit-source",
         ),
-        pytest.param(
-            app13(resource(0x0404, IIM + b"\0\0")), [CHARSET, BYLINE, COPYRIGHT], id="nul-padding"
-        ),
+        pytest.param(app13(resource(0x0404, IIM + b"\0\0")), [CHARSET, BYLINE, COPYRIGHT], id="nul-padding"),
         pytest.param(
             app13(resource(0x0404, b"\x1c\x02\x74\x80\x02\x00\x05(c) J" + CITY)),
             [b"\x1c\x02\x74\x80\x02\x00\x05(c) J"],
@@ -582,9 +571,7 @@ def test_filter_xmp_tolerates_padding() -> None:
         pytest.param(b"", None, id="empty"),
         pytest.param(b"garbage that is no iptc", None, id="garbage"),
         pytest.param(app13(resource(0x0404, IIM))[:-10], None, id="truncated-resource"),
-        pytest.param(
-            app13(resource(0x0404, BYLINE + COPYRIGHT[:-3])), None, id="truncated-dataset"
-        ),
+        pytest.param(app13(resource(0x0404, BYLINE + COPYRIGHT[:-3])), None, id="truncated-dataset"),
         pytest.param(app13(resource(0x0404, BYLINE + b"\x1d\x02\x74\0\0")), None, id="bad-marker"),
     ],
 )

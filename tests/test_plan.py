@@ -50,7 +50,13 @@ def test_focal_point_centres_the_window_but_stays_inside():
 
 @pytest.mark.parametrize(
     "fit, size",
-    [("cover", (300, 300)), ("contain", (300, 225)), ("fill", (300, 300)), ("inside", (300, 225)), ("outside", (400, 300))],
+    [
+        ("cover", (300, 300)),
+        ("contain", (300, 225)),
+        ("fill", (300, 300)),
+        ("inside", (300, 225)),
+        ("outside", (400, 300)),
+    ],
 )
 def test_fits_shrinking(fit, size):
     p = plan(w=300, h=300, fit=fit)
@@ -122,16 +128,28 @@ def test_quality_defaults_per_format_and_explicit_q_wins():
 
 @settings(max_examples=500, deadline=None)
 @given(
-    st.integers(1, 6000), st.integers(1, 6000),
-    st.none() | st.integers(1, 3000), st.none() | st.integers(1, 3000),
-    st.sampled_from(FITS), st.sampled_from(["center", "n", "se", "focal"]),
+    st.integers(1, 6000),
+    st.integers(1, 6000),
+    st.none() | st.integers(1, 3000),
+    st.none() | st.integers(1, 3000),
+    st.sampled_from(FITS),
+    st.sampled_from(["center", "n", "se", "focal"]),
     st.integers(100, 400).map(lambda n: n / 100),
 )
 def test_plans_are_always_executable(mw, mh, w, h, fit, g, dpr):
     """Whatever the sizes: regions lie inside the loaded image and no size is zero."""
     header = MasterHeader("jpeg", mw, mh, 3, False, 1)
     try:
-        p = plan(header=header, w=w, h=h, fit=fit, g=g, dpr=dpr, fx=0.3 if g == "focal" else None, fy=0.7 if g == "focal" else None)
+        p = plan(
+            header=header,
+            w=w,
+            h=h,
+            fit=fit,
+            g=g,
+            dpr=dpr,
+            fx=0.3 if g == "focal" else None,
+            fy=0.7 if g == "focal" else None,
+        )
     except Problem as e:
         assert e.status == 422
         return
@@ -141,4 +159,6 @@ def test_plans_are_always_executable(mw, mh, w, h, fit, g, dpr):
     assert r.x + r.w <= p.load_w and r.y + r.h <= p.load_h
     assert p.target_w >= 1 and p.target_h >= 1
     if fit == "cover" and w and h:
-        assert (p.target_w, p.target_h) == (max(1, round(w * dpr)), max(1, round(h * dpr))) or max(w, h) * dpr > LIMITS.max_output_side
+        assert (p.target_w, p.target_h) == (max(1, round(w * dpr)), max(1, round(h * dpr))) or max(
+            w, h
+        ) * dpr > LIMITS.max_output_side

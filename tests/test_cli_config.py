@@ -1,0 +1,102 @@
+"""The `edge` CLI and configuration, run as a user would run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import CORPUS, TEST_KEYS, Server
+
+from edge.config import ConfigError, load_config
+from origin.versions import version_hash
+
+
+def edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, **(env or {})},
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["sign"], ["version"]])
+def test_every_command_has_help(command):
+    out = edge(*command, "--help")
+    assert out.returncode == 0 and "usage: edge" in out.stdout
+
+
+def test_sign_prints_a_working_signed_versioned_url(server: Server, http: httpx.Client):
+    out = edge(
+        "sign", "flower_640x427.jpg", "--masters", str(server.masters), "--w", "160", "--fm", "webp", "--q", "70"
+    )
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.strip()
+    version = version_hash((CORPUS / "flower_640x427.jpg").read_bytes())[:16]
+    assert url.startswith("/img/flower_640x427.jpg?fm=webp&kid=k1&q=70&v=" + version + "&w=160&s=")
+    r = http.get(server.base + url)
+    assert r.status_code == 200 and r.headers["cache-control"].endswith("immutable")
+
+
+def test_sign_rejects_bad_options_naming_them():
+    out = edge("sign", "flower_640x427.jpg", "--masters", str(CORPUS), "--w", "0")
+    assert out.returncode == 1 and "w must be an integer 1..8192" in out.stderr
+
+
+def test_sign_with_another_key_id(server: Server, http: httpx.Client):
+    out = edge("sign", "flower_640x427.jpg", "--masters", str(server.masters), "--w", "40", "--kid", "k0")
+    assert "kid=k0" in out.stdout
+    assert http.get(server.base + out.stdout.strip()).status_code == 200
+    bad = edge("sign", "flower_640x427.jpg", "--masters", str(server.masters), "--kid", "nope")
+    assert bad.returncode == 2 and "no signing key with id 'nope'" in bad.stderr
+
+
+def test_version_prints_the_blake3_prefix_and_the_full_hash():
+    expected = version_hash((CORPUS / "rocket_640x427.jpg").read_bytes())
+    assert edge("version", "rocket_640x427.jpg", "--masters", str(CORPUS)).stdout.strip() == expected[:16]
+    assert edge("version", "rocket_640x427.jpg", "--masters", str(CORPUS), "--full").stdout.strip() == expected
+    missing = edge("version", "nope.jpg", "--masters", str(CORPUS))
+    assert missing.returncode == 1 and "no master" in missing.stderr
+
+
+def test_bad_configuration_stops_start_up_with_a_clear_message(tmp_path: Path):
+    cases = [
+        ({"EDGE_PORT": "99999"}, "server.port must be 1..65535"),
+        ({"EDGE_KEYS": "nocolon"}, "must look like id:secret"),
+        ({"EDGE_KEYS": "a:short"}, "too short"),
+        ({"EDGE_LIMITS_FAIL_ON": "sometimes"}, "limits.fail_on must be one of"),
+        ({"EDGE_LIMITS_MAX_MASTER_PIXELS": "lots"}, "limits.max_master_pixels: expected int"),
+        ({"EDGE_MASTERS": str(tmp_path / "missing")}, "is not a directory"),
+    ]
+    for env, message in cases:
+        out = edge("serve", env=env)
+        assert out.returncode == 2, env
+        assert "configuration error" in out.stderr and message in out.stderr, (env, out.stderr)
+
+
+def test_config_file_then_environment(tmp_path: Path):
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        f'[server]\nport = 9000\nmasters = "{CORPUS}"\n'
+        '[limits]\nmax_frames = 12\n[formats]\npreference = ["webp", "jpeg"]\n'
+    )
+    config = load_config(path, env={"EDGE_PORT": "9001", "EDGE_ENCODE_AVIF_EFFORT": "0"})
+    assert config.server.port == 9001 and config.limits.max_frames == 12
+    assert config.formats.preference == ("webp", "jpeg") and config.encode.avif_effort == 0
+    path.write_text("[server]\nprot = 1\n")
+    with pytest.raises(ConfigError, match="server.prot: unknown setting"):
+        load_config(path, env={})
+    path.write_text("[sever]\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[sever\]"):
+        load_config(path, env={})
+
+
+def test_unknown_routes_are_problem_json_too(server: Server, http: httpx.Client):
+    r = http.get(server.base + "/nothing-here")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    r = http.post(server.url("flower_640x427.jpg"))
+    assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
