@@ -28,6 +28,7 @@ from edge.render_pool import RenderPool, default_workers
 from edge.renditions import RenditionService
 from edge.signing import Signer, check_expiry
 from origin.masters import LocalMasterStore, MasterStore
+from origin.runtime import tune_process
 from origin.versions import MasterIndex
 
 log = logging.getLogger("edge")
@@ -167,6 +168,7 @@ def warn_about_insecure_settings(config: Config) -> list[str]:
 
 
 def create_app(config: Config, services: Services | None = None) -> Starlette:
+    tune_process()
     services = services or build_services(config)
     warn_about_insecure_settings(config)
     app = Starlette(

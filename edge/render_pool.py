@@ -3,7 +3,8 @@
 libvips releases the GIL while it works, so threads give real parallelism. Admission counts
 renders that are queued or running; past the limit a request gets 503 + Retry-After at once
 instead of waiting. A render over its time budget answers 504 and is told to stop (libvips
-checks the token between tiles); its slot is freed only when the thread has really stopped.
+checks the token between tiles while decoding and resizing; an encode under way runs to its
+end); its slot is freed only when the thread has really stopped.
 """
 
 from __future__ import annotations

@@ -138,9 +138,7 @@ def strip_metadata(state: RenderState) -> RenderState:
 
 def materialise(state: RenderState, token: CancelToken | None) -> RenderState:
     """Decode and resize now, into memory, so render and encode times can be told apart."""
-    started = time.perf_counter()
     state.image = _watched(state.image, token).copy_memory()
-    state.timings["render"] = time.perf_counter() - started
     return state
 
 
@@ -161,12 +159,19 @@ STEPS: list[Callable[[RenderState], RenderState]] = [per_frame, to_output_colour
 
 
 def render(data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken | None = None) -> Rendered:
-    """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled."""
+    """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled.
+
+    Cancellation stops decoding and resizing between tiles. An encode already under way runs to
+    its end (libheif and the JPEG/WebP encoders cannot be interrupted): its cost is what a budget
+    overrun can still spend.
+    """
+    started = time.perf_counter()
     try:
         state = RenderState(plan, load(data, plan))
         for step in STEPS:
             state = step(state)
         state = materialise(state, token)
+        state.timings["render"] = time.perf_counter() - started
     except pyvips.Error as e:
         if token is not None and token.cancelled:
             raise Cancelled() from None
