@@ -1,0 +1,52 @@
+"""The pipeline in process: policies that are easier to see without HTTP in between."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conftest import CORPUS
+from edge.options import RenditionOptions
+from edge.problems import Problem
+from imagecheck import decode, sniff
+from origin.encode import EncodeSettings
+from origin.limits import Limits
+from origin.pipeline import CancelToken, Cancelled, render
+from origin.plan import plan_rendition
+from origin.probe import probe
+
+SVG_ON = Limits(allow_svg=True)
+
+
+def rendition(path: str, fmt: str, limits: Limits = Limits(), token: CancelToken | None = None, **opts: object):
+    data = (CORPUS / path).read_bytes()
+    plan = plan_rendition(RenditionOptions(**opts), probe(data, limits), fmt, limits)  # type: ignore[arg-type]
+    return render(data, plan, EncodeSettings(), token)
+
+
+def test_enabled_svg_is_rasterised_never_passed_through():
+    out = rendition("svg_script_450x300.svg", "png", SVG_ON, w=200)
+    assert sniff(out.body) == "png" and b"<script" not in out.body
+    assert decode(out.body).width == 200
+
+
+def test_enabled_svg_still_obeys_the_pixel_limit():
+    with pytest.raises(Problem) as err:
+        probe((CORPUS / "svg_huge_100000x100000.svg").read_bytes(), SVG_ON)
+    assert err.value.status == 422
+
+
+def test_lenient_fail_on_is_a_choice_not_the_default():
+    # The documented escape hatch: fail_on=none renders the truncated file (grey bottom and all).
+    with pytest.raises(Problem):
+        rendition("truncated_baseline_60pct.jpg", "jpeg", w=100)
+    lenient = rendition("truncated_baseline_60pct.jpg", "jpeg", Limits(fail_on="none"), w=100)
+    assert sniff(lenient.body) == "jpeg"
+
+
+def test_a_cancelled_render_stops():
+    token = CancelToken()
+    threading.Timer(0.02, token.cancel).start()
+    with pytest.raises(Cancelled):
+        rendition("avif_2560x1600.avif", "png", token=token, w=2560, h=1600, fit="fill", dpr=3)
