@@ -15,6 +15,7 @@ from origin.masters import LocalMasterStore
 from origin.versions import MasterIndex
 
 SIGN_OPTIONS = ("w", "h", "dpr", "fit", "g", "fx", "fy", "crop", "q", "fm", "exp", "kid")
+PLUGINS: list = []  # modules with register(subparsers, common): see build_parser
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     version.add_argument("path", help="master path, relative to the masters directory")
     version.add_argument("--full", action="store_true", help="print all 64 hex digits, not the URL prefix")
     version.set_defaults(func=cmd_version)
+
+    # Feature packages add their own subcommands: each has register(subparsers, common).
+    for module in PLUGINS:
+        module.register(sub, common)
     return parser
 
 
