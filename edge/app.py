@@ -10,7 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from edge.access_log import AccessLog
 from edge.caches import DiskTier, MemoryTier, Tier, TieredCache
 from edge.config import Config
 from edge.headers import (
@@ -21,6 +23,7 @@ from edge.headers import (
     strong_etag,
     version_state,
 )
+from edge.metrics import Metrics
 from edge.negotiation import negotiate_format
 from edge.options import parse_query
 from edge.problems import Problem
@@ -41,6 +44,9 @@ class Services:
     masters: MasterIndex
     renditions: RenditionService
     pool: RenderPool
+    store: MasterStore
+    tiers: list[Tier]
+    metrics: Metrics
 
 
 def build_services(config: Config, store: MasterStore | None = None) -> Services:
@@ -52,10 +58,13 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
         tiers.append(DiskTier(config.cache.disk_dir, config.cache.disk_mb * 1024 * 1024))
     s = config.server
     pool = RenderPool(s.render_workers or default_workers(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    metrics = Metrics()
+    metrics.track_queue(lambda: pool.pending)
     renditions = RenditionService(
-        store, TieredCache(tiers), pool, config.limits, config.encode, config.formats.qualities()
+        store, TieredCache(tiers), pool, config.limits, config.encode, config.formats.qualities(), metrics
     )
-    return Services(config, Signer(config.signing_keys()), MasterIndex(store, config.limits), renditions, pool)
+    index = MasterIndex(store, config.limits)
+    return Services(config, Signer(config.signing_keys()), index, renditions, pool, store, tiers, metrics)
 
 
 def problem_response(problem: Problem, request: Request) -> Response:
@@ -129,7 +138,22 @@ async def rendition_endpoint(request: Request) -> Response:
 
 
 async def healthz(_request: Request) -> Response:
+    """Alive: the event loop answers."""
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready: the master store and every cache tier that can fail say they can serve."""
+    services: Services = request.app.state.services
+    checks = [services.store, *services.tiers]
+    problems = [p for p in [await c.ready() for c in checks if hasattr(c, "ready")] if p]
+    body = {"status": "ok" if not problems else "unavailable", "problems": problems}
+    return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.services.metrics
+    return Response(metrics.exposition(), media_type=metrics.content_type, headers={"Cache-Control": NO_STORE})
 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
@@ -167,7 +191,7 @@ def warn_about_insecure_settings(config: Config) -> list[str]:
     return warnings
 
 
-def create_app(config: Config, services: Services | None = None) -> Starlette:
+def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     tune_process()
     services = services or build_services(config)
     warn_about_insecure_settings(config)
@@ -175,8 +199,10 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         routes=[
             Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={Problem: on_problem, HTTPException: on_http_error, Exception: on_unexpected},
     )
     app.state.services = services
-    return app
+    return AccessLog(app, services.metrics, enabled=config.server.access_log)

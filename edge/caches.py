@@ -168,6 +168,11 @@ class DiskTier:
     async def get(self, key: str) -> Rendition | None:
         return await asyncio.to_thread(self._get_sync, key)
 
+    async def ready(self) -> str | None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"disk cache {self.root} is not writable"
+        return None
+
     async def put(self, key: str, rendition: Rendition) -> None:
         await asyncio.to_thread(self._put_sync, key, rendition)
 

@@ -41,6 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    access = logging.getLogger("edge.access")  # JSON lines, one per request, nothing around them
+    access.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
     services = build_services(config)
     app = create_app(config, services)
     base = f"http://{config.server.host}:{config.server.port}"

@@ -46,6 +46,7 @@ class ServerConfig:
     queue_limit: int = 32  # renders that may wait for a worker before 503
     render_timeout_s: float = 20.0
     retry_after_s: int = 2
+    access_log: bool = True  # one JSON line per request on stderr
 
 
 @dataclass(frozen=True)

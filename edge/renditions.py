@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import blake3
 
 from edge.caches import Rendition, TieredCache
+from edge.metrics import Metrics
 from edge.options import RenditionOptions, canonical_query
 from edge.problems import Problem
 from edge.render_pool import RenderPool
@@ -46,7 +47,9 @@ class RenditionService:
         limits: Limits,
         encode: EncodeSettings,
         qualities: dict[str, int],
+        metrics: Metrics | None = None,
     ):
+        self.metrics = metrics or Metrics()
         self.store = store
         self.cache = cache
         self.pool = pool
@@ -64,10 +67,14 @@ class RenditionService:
     async def get(self, record: MasterRecord, opts: RenditionOptions, fmt: str, key: str) -> Outcome:
         started = time.perf_counter()
         rendition, statuses = await self.cache.get(key)
+        for member in statuses:
+            tier, _, result = member.partition("; ")
+            self.metrics.cache_lookups.labels(tier, "hit" if result == "hit" else "miss").inc()
         if rendition is not None:
             return Outcome(rendition, statuses, {"cache": time.perf_counter() - started})
         outcome, joined = await self.flight.run(key, lambda: self._render(record, opts, fmt, key, statuses))
         if joined:
+            self.metrics.singleflight_joins.inc()
             return Outcome(outcome.rendition, [s + "; collapsed" for s in statuses], outcome.timings)
         return outcome
 
@@ -90,9 +97,17 @@ class RenditionService:
             verified = time.perf_counter() - started
             return render(data, plan, self.encode, token), verified
 
-        rendered, verified = await self.pool.run(work)
+        try:
+            rendered, verified = await self.pool.run(work)
+        except Problem as problem:
+            if problem.status == 503:
+                self.metrics.queue_rejections.inc()
+            elif problem.status == 504:
+                self.metrics.render_timeouts.inc()
+            raise
         rendition = Rendition(rendered.body, rendered.format, rendered.width, rendered.height, rendered.upscale)
         await self.cache.put(key, rendition)
         # Reading the master and checking it is still the version we planned for are one phase.
         timings = {"fetch": fetched + verified, **rendered.timings}
+        self.metrics.observe_render(rendered.format, timings)
         return Outcome(rendition, [s + "; stored" for s in statuses], timings)

@@ -26,6 +26,10 @@ class MasterStore(Protocol):
 
     async def read(self, info: MasterInfo) -> bytes: ...
 
+    async def ready(self) -> str | None:
+        """None when the store can serve; else why not (for /readyz)."""
+        ...
+
 
 def is_safe_relative(path: str) -> bool:
     """A relative path of plain names: no '..', '.', empty or hidden segments, no NUL or backslash."""
@@ -62,6 +66,11 @@ class LocalMasterStore:
         if real is None:
             raise FileNotFoundError(info.path)
         return await asyncio.to_thread(real.read_bytes)
+
+    async def ready(self) -> str | None:
+        if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
+            return f"masters directory {self.root} is not readable"
+        return None
 
     def list(self) -> list[str]:
         """Every master path under the root (for the CLI and the demo page)."""

@@ -1,0 +1,77 @@
+"""Prometheus metrics, one registry per app (so tests and several apps in one process never clash)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Renders take milliseconds to seconds; hits microseconds: one bucket layout serves both.
+SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edge_requests_total",
+            "HTTP requests answered, by status and image format",
+            ["status", "format"],
+            registry=r,
+        )
+        self.response_bytes = Counter(
+            "edge_response_bytes_total", "Body bytes sent, by image format", ["format"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "edge_request_duration_seconds", "Time to answer a request", ["cache"], buckets=SECONDS, registry=r
+        )
+        self.fetch_seconds = Histogram(
+            "edge_fetch_duration_seconds", "Time to read a master for a render", buckets=SECONDS, registry=r
+        )
+        self.render_seconds = Histogram(
+            "edge_render_duration_seconds", "Time to decode and resize a master", buckets=SECONDS, registry=r
+        )
+        self.encode_seconds = Histogram(
+            "edge_encode_duration_seconds", "Time to encode a rendition", ["format"], buckets=SECONDS, registry=r
+        )
+        self.cache_lookups = Counter(
+            "edge_cache_lookups_total", "Rendition cache lookups by tier and result", ["tier", "result"], registry=r
+        )
+        self.renders = Counter("edge_renders_total", "Renditions rendered, by format", ["format"], registry=r)
+        self.singleflight_joins = Counter(
+            "edge_singleflight_joins_total", "Requests that joined a render already in flight", registry=r
+        )
+        self.queue_rejections = Counter(
+            "edge_render_rejections_total", "Renders refused because the queue was full (503)", registry=r
+        )
+        self.render_timeouts = Counter(
+            "edge_render_timeouts_total", "Renders stopped for running over their time budget (504)", registry=r
+        )
+        self.superres_runs = Counter(
+            "edge_superres_runs_total", "Super-resolution upscales run, by model", ["model"], registry=r
+        )
+        self.superres_fallbacks = Counter(
+            "edge_superres_fallbacks_total",
+            "Upscales done by Lanczos instead of a model, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.queue_depth = Gauge("edge_render_queue_depth", "Renders queued or running", registry=r)
+
+    def track_queue(self, depth: Callable[[], float]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def observe_render(self, fmt: str, timings: dict[str, float]) -> None:
+        self.renders.labels(fmt).inc()
+        if "fetch" in timings:
+            self.fetch_seconds.observe(timings["fetch"])
+        if "render" in timings:
+            self.render_seconds.observe(timings["render"])
+        if "encode" in timings:
+            self.encode_seconds.labels(fmt).observe(timings["encode"])
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,92 @@
+"""Metrics, health and access logs, as an operator sees them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import Server, start_server, stop_server
+
+
+def scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(server.base + "/metrics").text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory):
+    srv = start_server(tmp_path_factory.mktemp("observed"))
+    yield srv
+    stop_server(srv)
+
+
+def test_metric_names_follow_prometheus_conventions(fresh: Server):
+    text = httpx.get(fresh.base + "/metrics").text
+    families = {f.name: f.type for f in text_string_to_metric_families(text) if f.name.startswith("edge_")}
+    assert {"edge_requests", "edge_renders", "edge_cache_lookups", "edge_render_queue_depth"} <= set(families)
+    for name, kind in families.items():
+        if kind == "counter":
+            assert f"{name}_total" in text, name
+        elif kind == "histogram":
+            assert name.endswith("_seconds"), name
+
+
+def test_a_miss_then_a_hit_move_the_counters(fresh: Server):
+    url = fresh.url("flower_640x427.jpg", w=123, fm="webp")
+    before = scrape(fresh)
+    httpx.get(url)
+    httpx.get(url)
+    after = scrape(fresh)
+    assert value(after, "edge_renders_total", format="webp") - value(before, "edge_renders_total", format="webp") == 1
+    hits = ("edge_cache_lookups_total", {"tier": "edge-memory", "result": "hit"})
+    assert value(after, hits[0], **hits[1]) - value(before, hits[0], **hits[1]) == 1
+    ok = ("edge_requests_total", {"status": "200", "format": "webp"})
+    assert value(after, ok[0], **ok[1]) - value(before, ok[0], **ok[1]) == 2
+    assert value(after, "edge_response_bytes_total", format="webp") > value(
+        before, "edge_response_bytes_total", format="webp"
+    )
+    assert value(after, "edge_render_duration_seconds_count") > value(before, "edge_render_duration_seconds_count")
+
+
+def test_health_and_readiness(fresh: Server, tmp_path: Path):
+    assert httpx.get(fresh.base + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(fresh.base + "/readyz").status_code == 200
+    moved = tmp_path / "moved"
+    shutil.move(fresh.masters, moved)
+    try:
+        r = httpx.get(fresh.base + "/readyz")
+        assert r.status_code == 503 and "masters directory" in r.json()["problems"][0]
+    finally:
+        shutil.move(moved, fresh.masters)
+    assert httpx.get(fresh.base + "/readyz").status_code == 200
+
+
+def test_access_log_is_one_json_line_per_request_with_its_id(fresh: Server):
+    url = fresh.url("rocket_640x427.jpg", w=99, fm="jpeg")
+    miss = httpx.get(url, headers={"X-Request-Id": "trace-abc.1"})
+    hit = httpx.get(url)
+    assert miss.headers["x-request-id"] == "trace-abc.1"
+    assert len(hit.headers["x-request-id"]) == 32
+    records = [json.loads(line) for line in fresh.log().splitlines() if line.startswith("{")]
+    by_id = {r["request_id"]: r for r in records}
+    first, second = by_id["trace-abc.1"], by_id[hit.headers["x-request-id"]]
+    assert first["status"] == 200 and first["cache"] == "miss" and first["render_ms"] > 0
+    assert first["format"] == "jpeg" and first["bytes"] == len(miss.content)
+    assert second["cache"] == "hit" and second["render_ms"] is None
+    bad = httpx.get(url.replace("w=99", "w=98"))
+    assert bad.status_code == 403
+    records = [json.loads(line) for line in fresh.log().splitlines() if line.startswith("{")]
+    assert any(r["status"] == 403 and r["cache"] == "none" for r in records)
