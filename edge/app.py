@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -30,7 +32,8 @@ from edge.problems import Problem
 from edge.render_pool import RenderPool, default_workers
 from edge.renditions import RenditionService
 from edge.signing import Signer, check_expiry
-from origin.masters import LocalMasterStore, MasterStore
+from edge.stores import master_store
+from origin.masters import MasterStore
 from origin.runtime import tune_process
 from origin.versions import MasterIndex
 
@@ -50,7 +53,7 @@ class Services:
 
 
 def build_services(config: Config, store: MasterStore | None = None) -> Services:
-    store = store or LocalMasterStore(config.masters_dir)
+    store = store or master_store(config)
     tiers: list[Tier] = []
     if config.cache.memory_mb:
         tiers.append(MemoryTier(config.cache.memory_mb * 1024 * 1024))
@@ -195,7 +198,17 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     tune_process()
     services = services or build_services(config)
     warn_about_insecure_settings(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        close = getattr(services.store, "close", None)
+        if close is not None:
+            await close()
+        services.pool.shutdown()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),

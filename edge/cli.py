@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from edge.config import Config, ConfigError, load_config
 from edge.options import PARSERS, RenditionOptions, validate
 from edge.problems import Problem
+from edge.stores import master_store
 from origin.masters import LocalMasterStore
 from origin.versions import MasterIndex
 
@@ -30,8 +31,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _lookup(config: Config, path: str):
-    index = MasterIndex(LocalMasterStore(config.masters_dir), config.limits)
-    return asyncio.run(index.lookup(path))
+    async def lookup():
+        store = master_store(config)
+        try:
+            return await MasterIndex(store, config.limits).lookup(path)
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                await close()
+
+    return asyncio.run(lookup())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -49,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     services = build_services(config)
     app = create_app(config, services)
     base = f"http://{config.server.host}:{config.server.port}"
-    examples = LocalMasterStore(config.masters_dir).list()[:1]
+    examples = [] if config.masters_in_s3 else LocalMasterStore(config.masters_dir).list()[:1]
     print(f"edge-image-cdn: masters in {config.masters_dir}", file=sys.stderr)
     for path in examples:
         record = _lookup(config, path)

@@ -18,6 +18,7 @@ from typing import Any
 from edge.signing import SigningKey, parse_keys
 from origin.encode import EncodeSettings
 from origin.limits import FAIL_ON, Limits
+from origin.s3 import S3Settings, split_s3_url
 
 DEMO_MASTERS = Path(__file__).parent / "demo" / "masters"
 # A development key, printed in a warning whenever it is used. Never for production.
@@ -41,7 +42,7 @@ class ConfigError(ValueError):
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    masters: str = ""  # a directory; empty means the bundled demo masters
+    masters: str = ""  # a directory or s3://bucket/prefix; empty means the bundled demo masters
     render_workers: int = 0  # 0: one per CPU core
     queue_limit: int = 32  # renders that may wait for a worker before 503
     render_timeout_s: float = 20.0
@@ -81,6 +82,11 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     formats: FormatConfig = field(default_factory=FormatConfig)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
+
+    @property
+    def masters_in_s3(self) -> bool:
+        return self.server.masters.startswith("s3://")
 
     @property
     def masters_dir(self) -> Path:
@@ -179,7 +185,10 @@ def validate(config: Config) -> None:
         (s.render_workers >= 0, "server.render_workers must be 0 (auto) or more"),
         (s.queue_limit >= 0, "server.queue_limit must be 0 or more"),
         (s.render_timeout_s > 0, "server.render_timeout_s must be more than 0"),
-        (config.masters_dir.is_dir(), f"server.masters: {config.masters_dir} is not a directory"),
+        (
+            config.masters_in_s3 or config.masters_dir.is_dir(),
+            f"server.masters: {config.masters_dir} is not a directory",
+        ),
         (lim.fail_on in FAIL_ON, f"limits.fail_on must be one of {', '.join(FAIL_ON)}, got {lim.fail_on!r}"),
         (lim.max_master_pixels > 0 and lim.max_output_pixels > 0, "limits: pixel limits must be positive"),
         (64 <= lim.max_output_side <= 16384, "limits.max_output_side must be 64..16384"),
@@ -199,3 +208,8 @@ def validate(config: Config) -> None:
         config.signing_keys()
     except ValueError as e:
         raise ConfigError(f"signing.keys (EDGE_KEYS): {e}") from None
+    if config.masters_in_s3:
+        try:
+            split_s3_url(config.server.masters)
+        except ValueError as e:
+            raise ConfigError(f"server.masters: {e}") from None

@@ -46,10 +46,26 @@ class MasterIndex:
         self.store = store
         self.limits = limits
         self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
+        self._latest: LRUCache[str, MasterRecord] = LRUCache(max_entries)  # by path, for store outages
         self._flight = SingleFlight()
 
     async def lookup(self, path: str) -> MasterRecord:
-        """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused."""
+        """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused.
+
+        When the store fails (502/504), the last version seen for the path stands in, so renditions
+        already in the caches are still served; anything that needs the master's bytes still fails.
+        """
+        try:
+            record = await self._lookup(path)
+        except Problem as problem:
+            latest = self._latest.get(path)
+            if problem.status in (502, 504) and latest is not None:
+                return latest
+            raise
+        self._latest[path] = record
+        return record
+
+    async def _lookup(self, path: str) -> MasterRecord:
         info = await self.store.stat(path)
         if info is None:
             raise Problem(404, f"no master at {path!r}")

@@ -62,8 +62,10 @@ def start_server(
     env.update({"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(cache_dir), **(env_extra or {})})
     log_path = tmp / f"server-{port}.log"
     log = open(log_path, "wb")
+    # A store named in the environment (EDGE_MASTERS=s3://...) must not be overridden by --masters.
+    where = [] if "EDGE_MASTERS" in env else ["--masters", str(masters)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", "--masters", str(masters), "--port", str(port)],
+        [sys.executable, "-m", "edge.cli", "serve", *where, "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

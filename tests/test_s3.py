@@ -1,0 +1,151 @@
+"""Masters in S3: a real S3 API (moto's server) on 127.0.0.1, a real edge server in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from s3server import CREDENTIALS, S3Server, start_s3
+
+from conftest import AVIF_ACCEPT, CORPUS, TEST_KEYS, Server, start_server, stop_server
+from edge.problems import Problem
+from imagecheck import decode, sniff
+from origin.masters import MasterInfo
+from origin.s3 import S3MasterStore, S3Settings, split_s3_url
+from origin.versions import version_hash
+
+BUCKET = "masters"
+PHOTOS = ["flower_640x427.jpg", "rocket_640x427.jpg", "rgba_alpha_1600x1000.webp", "truncated_60pct.png"]
+
+
+@pytest.fixture(scope="module")
+def s3() -> S3Server:
+    server = start_s3()
+    client = server.client()
+    client.create_bucket(Bucket=BUCKET)
+    for name in PHOTOS:
+        client.put_object(Bucket=BUCKET, Key=f"site/{name}", Body=(CORPUS / name).read_bytes())
+    client.put_object(Bucket=BUCKET, Key="outside.jpg", Body=(CORPUS / PHOTOS[0]).read_bytes())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    tmp = tmp_path_factory.mktemp("s3edge")
+    (tmp / "unused").mkdir()
+    srv = start_server(tmp, s3.edge_env(f"s3://{BUCKET}/site"), masters=tmp / "unused")
+    yield srv
+    stop_server(srv)
+
+
+def test_s3_urls_are_split_into_bucket_and_prefix():
+    assert split_s3_url("s3://b/a/b/") == ("b", "a/b/")
+    assert split_s3_url("s3://b") == ("b", "")
+    with pytest.raises(ValueError):
+        split_s3_url("s3:///x")
+
+
+def test_a_master_in_s3_is_served_negotiated_and_versioned(edge: Server):
+    version = version_hash((CORPUS / "flower_640x427.jpg").read_bytes())[:16]
+    r = httpx.get(edge.url("flower_640x427.jpg", w=200, v=version), headers={"Accept": AVIF_ACCEPT})
+    assert r.status_code == 200, r.text
+    assert sniff(r.content) == "avif" and decode(r.content).width == 200
+    assert r.headers["cache-control"].endswith("immutable")
+    alpha = httpx.get(edge.url("rgba_alpha_1600x1000.webp", w=100), headers={"Accept": "*/*"})
+    assert sniff(alpha.content) == "png"
+
+
+def test_unknown_keys_and_escapes_are_404_and_broken_masters_415(edge: Server):
+    assert httpx.get(edge.url("nope.jpg", w=10)).status_code == 404
+    assert httpx.get(edge.url("../outside.jpg", w=10)).status_code == 404
+    assert httpx.get(edge.url("truncated_60pct.png", w=10)).status_code == 415
+
+
+def test_a_replaced_object_gets_a_new_version(edge: Server, s3: S3Server):
+    client = s3.client()
+    client.put_object(Bucket=BUCKET, Key="site/changing.jpg", Body=(CORPUS / "flower_640x427.jpg").read_bytes())
+    before = httpx.get(edge.url("changing.jpg", w=64, fm="jpeg"))
+    client.put_object(Bucket=BUCKET, Key="site/changing.jpg", Body=(CORPUS / "rocket_640x427.jpg").read_bytes())
+    after = httpx.get(edge.url("changing.jpg", w=64, fm="jpeg"))
+    assert before.status_code == after.status_code == 200
+    assert before.headers["etag"] != after.headers["etag"]
+
+
+def test_the_byte_limit_holds_while_streaming(s3: S3Server, monkeypatch: pytest.MonkeyPatch):
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    settings = S3Settings(endpoint_url=s3.endpoint, addressing_style="path")
+    size = len((CORPUS / "flower_640x427.jpg").read_bytes())
+
+    async def read(max_bytes: int) -> bytes:
+        store = S3MasterStore(f"s3://{BUCKET}/site", settings, max_bytes)
+        try:
+            info = await store.stat("flower_640x427.jpg")
+            assert info is not None and info.size == size
+            return await store.read(info)
+        finally:
+            await store.close()
+
+    assert len(asyncio.run(read(10**8))) == size
+    with pytest.raises(Problem) as err:
+        asyncio.run(read(1000))  # the HEAD said otherwise, or the object grew: stop reading anyway
+    assert err.value.status == 413
+
+
+def test_a_read_of_a_replaced_etag_is_refused_not_hashed(s3: S3Server, monkeypatch: pytest.MonkeyPatch):
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+    async def stale_read() -> None:
+        store = S3MasterStore(
+            f"s3://{BUCKET}/site", S3Settings(endpoint_url=s3.endpoint, addressing_style="path"), 10**8
+        )
+        try:
+            await store.read(MasterInfo("flower_640x427.jpg", 1, '"0000000000"'))
+        finally:
+            await store.close()
+
+    with pytest.raises(Problem) as err:
+        asyncio.run(stale_read())
+    assert err.value.status == 503 and err.value.headers["Retry-After"] == "1"
+
+
+def test_store_outage_is_a_clean_502_and_hits_still_serve(tmp_path: Path):
+    s3 = start_s3()
+    client = s3.client()
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(Bucket=BUCKET, Key="a.jpg", Body=(CORPUS / "flower_640x427.jpg").read_bytes())
+    (tmp_path / "unused").mkdir()
+    edge = start_server(tmp_path, s3.edge_env(f"s3://{BUCKET}"), masters=tmp_path / "unused")
+    try:
+        cached = edge.url("a.jpg", w=50, fm="jpeg")
+        assert httpx.get(cached).status_code == 200
+        assert httpx.get(edge.base + "/readyz").status_code == 200
+        s3.stop()
+        time.sleep(0.2)
+        down = httpx.get(edge.url("a.jpg", w=51, fm="jpeg"), timeout=30)
+        assert down.status_code in (502, 504), down.text
+        assert down.headers["cache-control"] == "no-store"
+        assert httpx.get(edge.base + "/readyz").status_code == 503
+        # Renditions already made are still served from the caches, by the last version seen.
+        hit = httpx.get(cached)
+        assert hit.status_code == 200 and "hit" in hit.headers["cache-status"]
+    finally:
+        stop_server(edge)
+        s3.stop()
+
+
+def test_cli_signs_and_versions_masters_in_s3(s3: S3Server):
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, **s3.edge_env(f"s3://{BUCKET}/site")}
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "version", "rocket_640x427.jpg"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == version_hash((CORPUS / "rocket_640x427.jpg").read_bytes())[:16]
