@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from edge.negotiation import negotiate_format
 from edge.options import parse_query
 from edge.problems import Problem
 from edge.render_pool import RenderPool, default_workers
-from edge.renditions import RenditionService
+from edge.renditions import RenditionService, master_id
+from edge.s3_cache import S3Tier
 from edge.signing import Signer, check_expiry
 from edge.stores import master_store
 from origin.masters import MasterStore
@@ -59,6 +61,8 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
         tiers.append(MemoryTier(config.cache.memory_mb * 1024 * 1024))
     if config.cache.disk_mb:
         tiers.append(DiskTier(config.cache.disk_dir, config.cache.disk_mb * 1024 * 1024))
+    if config.cache.s3_url:
+        tiers.append(S3Tier(config.cache.s3_url, config.s3))
     s = config.server
     pool = RenderPool(s.render_workers or default_workers(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
     metrics = Metrics()
@@ -154,6 +158,23 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
 
 
+async def purge_endpoint(request: Request) -> Response:
+    """POST /admin/purge/{master}: drop every rendition of a master from every tier of this server."""
+    services: Services = request.app.state.services
+    token = services.config.admin.token
+    if not token:
+        raise Problem(404, "admin endpoints are disabled (set admin.token)")
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(
+            401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    master_path = request.path_params["path"]
+    removed = await services.renditions.cache.purge(master_id(master_path))
+    log.warning("purged %s: %s", master_path, removed)
+    return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})
+
+
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.services.metrics
     return Response(metrics.exposition(), media_type=metrics.content_type, headers={"Cache-Control": NO_STORE})
@@ -202,9 +223,10 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        close = getattr(services.store, "close", None)
-        if close is not None:
-            await close()
+        for part in (services.store, *services.tiers):
+            close = getattr(part, "close", None)
+            if close is not None:
+                await close()
         services.pool.shutdown()
 
     app = Starlette(
@@ -214,6 +236,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/admin/purge/{path:path}", purge_endpoint, methods=["POST"]),
         ],
         exception_handlers={Problem: on_problem, HTTPException: on_http_error, Exception: on_unexpected},
     )

@@ -39,6 +39,10 @@ class Tier(Protocol):
 
     async def put(self, key: str, rendition: Rendition) -> None: ...
 
+    async def purge(self, prefix: str) -> int:
+        """Remove every entry whose key starts with `prefix`; return how many went."""
+        ...
+
 
 class MemoryTier:
     name = "edge-memory"
@@ -52,6 +56,12 @@ class MemoryTier:
     async def put(self, key: str, rendition: Rendition) -> None:
         if len(rendition.body) + 200 <= self._lru.maxsize:
             self._lru[key] = rendition
+
+    async def purge(self, prefix: str) -> int:
+        doomed = [key for key in list(self._lru.keys()) if key.startswith(prefix)]
+        for key in doomed:
+            self._lru.pop(key, None)
+        return len(doomed)
 
     @property
     def bytes_used(self) -> int:
@@ -123,6 +133,8 @@ class DiskTier:
         try:
             raw = path.read_bytes()
         except OSError:
+            with self._lock:
+                self._forget(key)  # removed by a purge from another process, or by hand
             return None
         rendition = decode_entry(raw)
         with self._lock:
@@ -168,6 +180,18 @@ class DiskTier:
     async def get(self, key: str) -> Rendition | None:
         return await asyncio.to_thread(self._get_sync, key)
 
+    def _purge_sync(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._sizes if key.startswith(prefix)]
+            for key in doomed:
+                self._forget(key)
+        for key in doomed:
+            self._path(key).unlink(missing_ok=True)
+        return len(doomed)
+
+    async def purge(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._purge_sync, prefix)
+
     async def ready(self) -> str | None:
         if not os.access(self.root, os.W_OK | os.X_OK):
             return f"disk cache {self.root} is not writable"
@@ -203,3 +227,7 @@ class TieredCache:
     async def put(self, key: str, rendition: Rendition) -> None:
         for tier in self.tiers:
             await tier.put(key, rendition)
+
+    async def purge(self, prefix: str) -> dict[str, int]:
+        """Entries removed per tier."""
+        return {tier.name: await tier.purge(prefix) for tier in self.tiers}

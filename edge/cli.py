@@ -93,6 +93,39 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Drop a master's renditions from the shared tiers (disk, S3) and from each named server."""
+    import httpx
+
+    from edge.app import build_services
+    from edge.renditions import master_id
+
+    config = _config(args)
+    services = build_services(config)
+    shared = [t for t in services.tiers if t.name != "edge-memory"]
+
+    async def purge_shared() -> dict[str, int]:
+        try:
+            return {t.name: await t.purge(master_id(args.path)) for t in shared}
+        finally:
+            for t in shared:
+                close = getattr(t, "close", None)
+                if close is not None:
+                    await close()
+
+    print(f"shared tiers: {asyncio.run(purge_shared())}")
+    failed = 0
+    for server in args.server or []:
+        response = httpx.post(
+            f"{server.rstrip('/')}/admin/purge/{args.path}",
+            headers={"Authorization": f"Bearer {config.admin.token}"},
+            timeout=30,
+        )
+        print(f"{server}: {response.status_code} {response.text.strip()}")
+        failed += response.status_code != 200
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Image CDN origin: signed, negotiated renditions.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     version.add_argument("path", help="master path, relative to the masters directory")
     version.add_argument("--full", action="store_true", help="print all 64 hex digits, not the URL prefix")
     version.set_defaults(func=cmd_version)
+
+    purge = sub.add_parser(
+        "purge",
+        help="remove every rendition of a master from the caches",
+        description="Remove every rendition of a master (all versions, all formats) from the shared disk and "
+        "S3 tiers of this configuration, and from the memory of each --server (POST /admin/purge, with "
+        "admin.token). Versioned URLs make this unnecessary for content changes: use it for takedowns.",
+    )
+    common(purge)
+    purge.add_argument("path", help="master path, relative to the masters root")
+    purge.add_argument("--server", action="append", help="base URL of a running server to purge too (repeatable)")
+    purge.set_defaults(func=cmd_purge)
 
     # Feature packages add their own subcommands: each has register(subparsers, common).
     for module in PLUGINS:

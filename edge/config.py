@@ -61,6 +61,12 @@ class CacheConfig:
     memory_mb: int = 256
     disk_dir: str = "var/cache"  # relative paths are relative to the working directory
     disk_mb: int = 4096
+    s3_url: str = ""  # s3://bucket/prefix: a rendition tier shared by every replica (behind disk)
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    token: str = ""  # bearer token for /admin/*; empty disables the admin endpoints
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Config:
     formats: FormatConfig = field(default_factory=FormatConfig)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @property
     def masters_in_s3(self) -> bool:
@@ -208,8 +215,11 @@ def validate(config: Config) -> None:
         config.signing_keys()
     except ValueError as e:
         raise ConfigError(f"signing.keys (EDGE_KEYS): {e}") from None
-    if config.masters_in_s3:
-        try:
-            split_s3_url(config.server.masters)
-        except ValueError as e:
-            raise ConfigError(f"server.masters: {e}") from None
+    for name, url in (("server.masters", config.server.masters), ("cache.s3_url", config.cache.s3_url)):
+        if url.startswith("s3://") or (name == "cache.s3_url" and url):
+            try:
+                split_s3_url(url)
+            except ValueError as e:
+                raise ConfigError(f"{name}: {e}") from None
+    if config.admin.token and len(config.admin.token) < 16:
+        raise ConfigError("admin.token must be at least 16 characters")

@@ -31,11 +31,16 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
+def master_id(master_path: str) -> str:
+    """The prefix every rendition key of one master starts with, whatever its version: for purges."""
+    return blake3.blake3(master_path.encode()).hexdigest()[:16] + "-"
+
+
 def rendition_key(record: MasterRecord, opts: RenditionOptions, fmt: str, settings_fingerprint: str) -> str:
     """Names one representation: master version + what shapes the pixels + format + pipeline."""
     shape = canonical_query(replace(opts, fm=fmt), rendering_only=True)
     material = "\n".join((PIPELINE_VERSION, record.version, shape, settings_fingerprint))
-    return blake3.blake3(material.encode()).hexdigest()[:32]
+    return master_id(record.info.path) + blake3.blake3(material.encode()).hexdigest()[:32]
 
 
 class RenditionService:

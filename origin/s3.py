@@ -57,16 +57,16 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-class S3MasterStore:
-    def __init__(self, url: str, settings: S3Settings, max_bytes: int):
-        self.bucket, self.prefix = split_s3_url(url)
+class S3Connection:
+    """One lazily opened aiobotocore client, shared by everything that talks to one store."""
+
+    def __init__(self, settings: S3Settings):
         self.settings = settings
-        self.max_bytes = max_bytes
         self._client: Any = None
         self._stack = AsyncExitStack()
         self._lock = asyncio.Lock()
 
-    async def _s3(self) -> Any:
+    async def client(self) -> Any:
         async with self._lock:
             if self._client is None:
                 s = self.settings
@@ -81,6 +81,20 @@ class S3MasterStore:
                 )
                 self._client = await self._stack.enter_async_context(creator)
         return self._client
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+
+class S3MasterStore:
+    def __init__(self, url: str, settings: S3Settings, max_bytes: int):
+        self.bucket, self.prefix = split_s3_url(url)
+        self.max_bytes = max_bytes
+        self._connection = S3Connection(settings)
+
+    async def _s3(self) -> Any:
+        return await self._connection.client()
 
     def _key(self, path: str) -> str:
         return self.prefix + path
@@ -132,5 +146,4 @@ class S3MasterStore:
         return None
 
     async def close(self) -> None:
-        await self._stack.aclose()
-        self._client = None
+        await self._connection.close()
