@@ -8,6 +8,7 @@ start-up; a bad value stops the server with a message that names it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 from edge.signing import SigningKey, parse_keys
 from origin.encode import EncodeSettings
+from origin.http_masters import AllowEntry, HttpSettings
 from origin.limits import FAIL_ON, Limits
 from origin.s3 import S3Settings, split_s3_url
 
@@ -90,6 +92,7 @@ class Config:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    http: HttpSettings = field(default_factory=HttpSettings)  # masters given as absolute URLs
 
     @property
     def masters_in_s3(self) -> bool:
@@ -221,5 +224,15 @@ def validate(config: Config) -> None:
                 split_s3_url(url)
             except ValueError as e:
                 raise ConfigError(f"{name}: {e}") from None
+    for entry in config.http.allow:
+        try:
+            AllowEntry.parse(entry)
+        except ValueError as e:
+            raise ConfigError(f"http.allow: {e}") from None
+    for network in config.http.allow_networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            raise ConfigError(f"http.allow_networks: {network!r} is not a network like 10.0.0.0/8") from None
     if config.admin.token and len(config.admin.token) < 16:
         raise ConfigError("admin.token must be at least 16 characters")

@@ -1,13 +1,20 @@
-"""Choose the master store from the configuration: a directory, or s3://bucket/prefix."""
+"""Choose the master store from the configuration: a directory or s3://bucket/prefix, plus
+allowlisted http(s) URLs when `http.allow` names any."""
 
 from __future__ import annotations
 
 from edge.config import Config
+from origin.http_masters import HttpMasterStore, RoutedStore
 from origin.masters import LocalMasterStore, MasterStore
 from origin.s3 import S3MasterStore
 
 
 def master_store(config: Config) -> MasterStore:
+    primary: MasterStore
     if config.masters_in_s3:
-        return S3MasterStore(config.server.masters, config.s3, config.limits.max_master_bytes)
-    return LocalMasterStore(config.masters_dir)
+        primary = S3MasterStore(config.server.masters, config.s3, config.limits.max_master_bytes)
+    else:
+        primary = LocalMasterStore(config.masters_dir)
+    if config.http.allow:  # absolute URLs as master paths, from the allowlist only
+        return RoutedStore(primary, HttpMasterStore(config.http, config.limits.max_master_bytes))
+    return primary
