@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+import rules.http
+import sitemaps.http
 from edge.access_log import AccessLog
-from edge.caches import DiskTier, MemoryTier, Tier, TieredCache
 from edge.config import Config
 from edge.headers import (
     CONTENT_TYPES,
@@ -26,52 +26,15 @@ from edge.headers import (
     strong_etag,
     version_state,
 )
-from edge.metrics import Metrics
 from edge.negotiation import negotiate_format
+from edge.ops import ops_routes
 from edge.options import parse_query
 from edge.problems import Problem
-from edge.render_pool import RenderPool, default_workers
-from edge.renditions import RenditionService, master_id
-from edge.s3_cache import S3Tier
-from edge.signing import Signer, check_expiry
-from edge.stores import master_store
-from origin.masters import MasterStore
+from edge.services import Services, build_services
+from edge.signing import check_expiry
 from origin.runtime import tune_process
-from origin.versions import MasterIndex
 
 log = logging.getLogger("edge")
-
-
-@dataclass
-class Services:
-    config: Config
-    signer: Signer
-    masters: MasterIndex
-    renditions: RenditionService
-    pool: RenderPool
-    store: MasterStore
-    tiers: list[Tier]
-    metrics: Metrics
-
-
-def build_services(config: Config, store: MasterStore | None = None) -> Services:
-    store = store or master_store(config)
-    tiers: list[Tier] = []
-    if config.cache.memory_mb:
-        tiers.append(MemoryTier(config.cache.memory_mb * 1024 * 1024))
-    if config.cache.disk_mb:
-        tiers.append(DiskTier(config.cache.disk_dir, config.cache.disk_mb * 1024 * 1024))
-    if config.cache.s3_url:
-        tiers.append(S3Tier(config.cache.s3_url, config.s3))
-    s = config.server
-    pool = RenderPool(s.render_workers or default_workers(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
-    metrics = Metrics()
-    metrics.track_queue(lambda: pool.pending)
-    renditions = RenditionService(
-        store, TieredCache(tiers), pool, config.limits, config.encode, config.formats.qualities(), metrics
-    )
-    index = MasterIndex(store, config.limits)
-    return Services(config, Signer(config.signing_keys()), index, renditions, pool, store, tiers, metrics)
 
 
 def problem_response(problem: Problem, request: Request) -> Response:
@@ -104,6 +67,8 @@ async def rendition_endpoint(request: Request) -> Response:
     else:
         check_expiry(opts)
     record = await services.masters.lookup(master_path)
+    if services.config.rules.closed_world and not services.rules.allows(master_path, opts, record.header):
+        raise Problem(403, "closed world: no rule declares this rendition of this master")
 
     negotiated = opts.fm == "auto"
     fmt = (
@@ -142,42 +107,6 @@ async def rendition_endpoint(request: Request) -> Response:
         headers["Content-Length"] = str(len(rendition.body))
         return Response(b"", headers=headers, media_type=media_type)
     return Response(rendition.body, headers=headers, media_type=media_type)
-
-
-async def healthz(_request: Request) -> Response:
-    """Alive: the event loop answers."""
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
-
-
-async def readyz(request: Request) -> Response:
-    """Ready: the master store and every cache tier that can fail say they can serve."""
-    services: Services = request.app.state.services
-    checks = [services.store, *services.tiers]
-    problems = [p for p in [await c.ready() for c in checks if hasattr(c, "ready")] if p]
-    body = {"status": "ok" if not problems else "unavailable", "problems": problems}
-    return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
-
-
-async def purge_endpoint(request: Request) -> Response:
-    """POST /admin/purge/{master}: drop every rendition of a master from every tier of this server."""
-    services: Services = request.app.state.services
-    token = services.config.admin.token
-    if not token:
-        raise Problem(404, "admin endpoints are disabled (set admin.token)")
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise Problem(
-            401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    master_path = request.path_params["path"]
-    removed = await services.renditions.cache.purge(master_id(master_path))
-    log.warning("purged %s: %s", master_path, removed)
-    return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    metrics: Metrics = request.app.state.services.metrics
-    return Response(metrics.exposition(), media_type=metrics.content_type, headers={"Cache-Control": NO_STORE})
 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
@@ -233,10 +162,9 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
         lifespan=lifespan,
         routes=[
             Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/readyz", readyz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/admin/purge/{path:path}", purge_endpoint, methods=["POST"]),
+            *ops_routes(),
+            *rules.http.routes(),
+            *sitemaps.http.routes(Path(config.sitemaps.dir)),
         ],
         exception_handlers={Problem: on_problem, HTTPException: on_http_error, Exception: on_unexpected},
     )

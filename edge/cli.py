@@ -8,15 +8,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import rules.cli
+import sitemaps.cli
 from edge.config import Config, ConfigError, load_config
 from edge.options import PARSERS, RenditionOptions, validate
 from edge.problems import Problem
-from edge.stores import master_store
+from edge.stores import lookup_master
 from origin.masters import LocalMasterStore
-from origin.versions import MasterIndex
 
 SIGN_OPTIONS = ("w", "h", "dpr", "fit", "g", "fx", "fy", "crop", "q", "fm", "exp", "kid")
-PLUGINS: list = []  # modules with register(subparsers, common): see build_parser
+PLUGINS = [rules.cli, sitemaps.cli]  # modules with register(subparsers, common): see build_parser
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -30,23 +31,11 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
-def _lookup(config: Config, path: str):
-    async def lookup():
-        store = master_store(config)
-        try:
-            return await MasterIndex(store, config.limits).lookup(path)
-        finally:
-            close = getattr(store, "close", None)
-            if close is not None:
-                await close()
-
-    return asyncio.run(lookup())
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from edge.app import build_services, create_app
+    from edge.app import create_app
+    from edge.services import build_services
 
     config = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -61,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     examples = [] if config.masters_in_s3 else LocalMasterStore(config.masters_dir).list()[:1]
     print(f"edge-image-cdn: masters in {config.masters_dir}", file=sys.stderr)
     for path in examples:
-        record = _lookup(config, path)
+        record = lookup_master(config, path)
         opts = RenditionOptions(w=640, dpr=2, v=record.short_version)
         print(f"Try: {base}{services.signer.sign_url(path, opts)}", file=sys.stderr)
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
@@ -78,7 +67,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raw = getattr(args, name)
         if raw is not None:
             values[name] = PARSERS[name](name, str(raw))
-    record = _lookup(config, args.path)
+    record = lookup_master(config, args.path)
     opts = validate(RenditionOptions(**values, v=record.short_version))  # type: ignore[arg-type]
     try:
         print(Signer(config.signing_keys()).sign_url(args.path, opts))
@@ -88,7 +77,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_version(args: argparse.Namespace) -> int:
-    record = _lookup(_config(args), args.path)
+    record = lookup_master(_config(args), args.path)
     print(record.version if args.full else record.short_version)
     return 0
 
@@ -97,8 +86,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     """Drop a master's renditions from the shared tiers (disk, S3) and from each named server."""
     import httpx
 
-    from edge.app import build_services
     from edge.renditions import master_id
+    from edge.services import build_services
 
     config = _config(args)
     services = build_services(config)

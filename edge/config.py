@@ -23,6 +23,7 @@ from origin.limits import FAIL_ON, Limits
 from origin.s3 import S3Settings, split_s3_url
 
 DEMO_MASTERS = Path(__file__).parent / "demo" / "masters"
+BUNDLED_RULES = Path(__file__).parent.parent / "rules" / "examples"
 # A development key, printed in a warning whenever it is used. Never for production.
 DEV_KEYS = "dev:edge-image-cdn-development-key-NOT-SECRET"
 FORMATS = ("avif", "webp", "jpeg", "png", "gif")
@@ -67,6 +68,19 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    dir: str = ""  # directory of *.yaml breakpoint rules; empty: the bundled examples
+    # Closed world: only renditions some rule declares are rendered, so a leaked key cannot be
+    # used to ask for arbitrary sizes.
+    closed_world: bool = False
+
+
+@dataclass(frozen=True)
+class SitemapsConfig:
+    dir: str = "var/sitemaps"  # built sitemaps, served at /sitemaps/
+
+
+@dataclass(frozen=True)
 class AdminConfig:
     token: str = ""  # bearer token for /admin/*; empty disables the admin endpoints
 
@@ -93,6 +107,12 @@ class Config:
     s3: S3Settings = field(default_factory=S3Settings)
     admin: AdminConfig = field(default_factory=AdminConfig)
     http: HttpSettings = field(default_factory=HttpSettings)  # masters given as absolute URLs
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    sitemaps: SitemapsConfig = field(default_factory=SitemapsConfig)
+
+    @property
+    def rules_dir(self) -> Path:
+        return Path(self.rules.dir) if self.rules.dir else BUNDLED_RULES
 
     @property
     def masters_in_s3(self) -> bool:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS, TEST_KEYS, Server
 
+from conftest import CORPUS, TEST_KEYS, Server
 from edge.config import ConfigError, load_config
 from origin.versions import version_hash
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import httpx
+
 from conftest import AVIF_ACCEPT, WEBP_ACCEPT, Server
 from imagecheck import decode, frames, sniff
-
 from origin.versions import version_hash
 
 PHOTO = "flower_640x427.jpg"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from conftest import Server
 from imagecheck import decode, mean_abs_diff, sniff
 

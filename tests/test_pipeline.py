@@ -12,14 +12,15 @@ from edge.problems import Problem
 from imagecheck import decode, sniff
 from origin.encode import EncodeSettings
 from origin.limits import Limits
-from origin.pipeline import CancelToken, Cancelled, render
+from origin.pipeline import Cancelled, CancelToken, render
 from origin.plan import plan_rendition
 from origin.probe import probe
 
 SVG_ON = Limits(allow_svg=True)
+DEFAULTS = Limits()
 
 
-def rendition(path: str, fmt: str, limits: Limits = Limits(), token: CancelToken | None = None, **opts: object):
+def rendition(path: str, fmt: str, limits: Limits = DEFAULTS, token: CancelToken | None = None, **opts: object):
     data = (CORPUS / path).read_bytes()
     plan = plan_rendition(RenditionOptions(**opts), probe(data, limits), fmt, limits)  # type: ignore[arg-type]
     return render(data, plan, EncodeSettings(), token)

@@ -1,0 +1,285 @@
+"""Plan a rule's renditions for one master: candidate widths, heights, `sizes`, sources. Pure.
+
+Convention: every candidate URL asks for device pixels at dpr 1 (`w=1280`, never `w=640&dpr=2`)
+and is described in the srcset by that width (`1280w`). One device width is then one URL, whatever
+CSS width and DPR led to it, so caches hold one entry per size, and the `w` descriptor is exactly
+the rendition's pixel width, which is what the browser needs to pick one.
+
+Candidate widths: for each slot (the image's CSS width from a breakpoint up), its width at every
+breakpoint of the viewport range where it applies and at both ends, times each DPR (DPRs above 2
+only on viewports up to
+`settings.high_dpr_max_viewport`), rounded up; then capped at what the master can give (its width,
+or the width its crop/aspect leaves, doubled when super-resolution may enlarge it, `enhance: auto`),
+deduplicated, and merged: a candidate within `settings.merge_step` (10 %) of the next larger kept
+one is dropped, because the larger one serves it at most that much heavier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from edge.options import MAX_SIZE, RenditionOptions
+from edge.problems import Problem
+from origin.limits import Limits
+from origin.probe import MasterHeader
+from rules.model import Framing, Rule, Settings, Slot, rendition_key
+
+ENHANCE_FACTOR = 2  # how much wider than the master super-resolution may make a rendition
+MAX_PIXELS = Limits().max_output_pixels
+MIME = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
+LOSSY = ("avif", "webp", "jpeg")
+
+
+# --- widths ------------------------------------------------------------------------------------
+
+
+def slot_ranges(sizes: Sequence[Slot], lo: int, hi: int) -> list[tuple[Slot, int, int]]:
+    """Each slot with the viewports [a, b] where it applies, clipped to [lo, hi]. `b` is the next
+    slot's breakpoint (where this slot stops), so widths computed there are never a pixel short."""
+    out = []
+    for i, slot in enumerate(sizes):
+        end = sizes[i + 1].min_width if i + 1 < len(sizes) else hi
+        a, b = max(slot.min_width, lo), min(end, hi)
+        if a < b or (a == b == lo == hi):
+            out.append((slot, a, b))
+    return out
+
+
+def device_widths(
+    sizes: Sequence[Slot],
+    dprs: Iterable[float],
+    breakpoints: Iterable[int],
+    lo: int,
+    hi: int,
+    high_dpr_max_viewport: int,
+) -> list[int]:
+    """Slot width x DPR at every breakpoint in [lo, hi] and at both ends, rounded up to whole pixels."""
+    dprs = sorted(dprs)
+    breakpoints = sorted(breakpoints)
+    widths: set[int] = set()
+    for dpr in dprs:
+        top = hi if dpr <= 2 else min(hi, high_dpr_max_viewport)
+        for slot, a, b in slot_ranges(sizes, lo, top):
+            for viewport in (a, *(bp for bp in breakpoints if a < bp < b), b):
+                widths.add(max(1, math.ceil(slot.length.px(viewport) * dpr - 1e-6)))
+    if not widths and dprs:  # only high DPRs on a wide range: keep the lowest one there
+        return device_widths(sizes, dprs[:1], breakpoints, lo, hi, hi)
+    return sorted(widths)
+
+
+def merge(widths: Iterable[int], step: float) -> list[int]:
+    """Drop each width that the next larger kept width exceeds by less than `step` (0.10 = 10 %).
+
+    Walking down from the largest keeps every remaining pair at least `step` apart, and every
+    dropped width is served by a kept one less than `step` larger: never a blurrier image.
+    """
+    kept: list[int] = []
+    for w in sorted(set(widths), reverse=True):
+        if not kept or kept[-1] >= w * (1 + step):
+            kept.append(w)
+    return kept[::-1]
+
+
+def candidate_widths(
+    sizes: Sequence[Slot],
+    dprs: Iterable[float],
+    breakpoints: Iterable[int],
+    lo: int,
+    hi: int,
+    settings: Settings,
+    cap: int,
+) -> list[int]:
+    """Candidate device widths for viewports in [lo, hi]: computed, capped, deduplicated, merged."""
+    widths = device_widths(sizes, dprs, breakpoints, lo, hi, settings.high_dpr_max_viewport)
+    return merge((min(w, cap) for w in widths), settings.merge_step)
+
+
+def source_box(framing: Framing, header: MasterHeader) -> tuple[int, int]:
+    """Width and height of the part of the master a framing starts from (its crop, clipped)."""
+    if framing.crop is None:
+        return header.width, header.height
+    c = framing.crop
+    w = min(c.x + c.w, header.width) - min(c.x, header.width)
+    h = min(c.y + c.h, header.height) - min(c.y, header.height)
+    if w <= 0 or h <= 0:
+        raise Problem(400, f"crop {c} lies outside the {header.width}x{header.height} master", {"option": "crop"})
+    return w, h
+
+
+def output_aspect(framing: Framing, header: MasterHeader) -> Fraction:
+    """Width / height of every rendition of this framing: the rule's aspect, else the source's."""
+    if framing.aspect is not None:
+        return framing.aspect
+    w, h = source_box(framing, header)
+    return Fraction(w, h)
+
+
+def width_cap(framing: Framing, header: MasterHeader, enhance: str, settings: Settings) -> int:
+    """The widest candidate: what the master gives at this aspect (x2 with super-resolution),
+    within `settings.max_width` and the server's output limits."""
+    box_w, box_h = source_box(framing, header)
+    aspect = output_aspect(framing, header)
+    real = min(box_w, math.floor(box_h * aspect)) if framing.aspect is not None else box_w
+    cap = real * (ENHANCE_FACTOR if enhance == "auto" else 1)
+    limit = min(settings.max_width, MAX_SIZE, math.floor(MAX_SIZE * aspect), math.isqrt(int(MAX_PIXELS * aspect)))
+    return max(1, min(cap, limit))
+
+
+def height_for(width: int, aspect: Fraction) -> int:
+    """The height the server makes for this width (it rounds the same way)."""
+    return max(1, round(width / aspect))
+
+
+# --- sizes -------------------------------------------------------------------------------------
+
+
+def sizes_attribute(sizes: Sequence[Slot]) -> str:
+    """`(min-width: 1024px) 33vw, (min-width: 640px) 50vw, 100vw`: largest breakpoint first,
+    a slot equal to the one below it left out."""
+    kept: list[Slot] = []
+    for slot in sizes:
+        if not kept or slot.length.text != kept[-1].length.text:
+            kept.append(slot)
+    parts = [f"(min-width: {s.min_width}px) {s.length}" for s in reversed(kept[1:])]
+    return ", ".join([*parts, str(kept[0].length)])
+
+
+def media_query(lo: int, until: int | None) -> str | None:
+    """The media query for viewports from lo up to (not including) until; None for all."""
+    parts = []
+    if lo > 0:
+        parts.append(f"(min-width: {lo}px)")
+    if until is not None:
+        parts.append(f"(max-width: {until - 0.02:g}px)")
+    return " and ".join(parts) or None
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    width: int  # device pixels: the `w` descriptor
+    height: int
+    options: RenditionOptions  # without `v`: the markup adds the version when it signs
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """One srcset: a format and a framing over a viewport range."""
+
+    format: str  # "auto" (negotiated from Accept) or an explicit format in every URL
+    min_viewport: int  # from this breakpoint up (0: from the smallest screen)
+    until: int | None  # the next art-direction breakpoint, where this range stops (None: no end)
+    candidates: tuple[Candidate, ...]  # ascending
+    width: int  # the `width`/`height` attributes: the slot's widest CSS size, at the output aspect
+    height: int
+    fallback: Candidate  # the `src`: the smallest candidate at least `width` wide
+
+    @property
+    def media(self) -> str | None:
+        """For `<source media>`: the lower bound only (sources are tried in order, widest first)."""
+        return media_query(self.min_viewport, None)
+
+    @property
+    def preload_media(self) -> str | None:
+        """For a preload, which has no order to rely on: both bounds."""
+        return media_query(self.min_viewport, self.until)
+
+    @property
+    def mime(self) -> str | None:
+        return MIME.get(self.format)
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    rule: Rule
+    sizes: str
+    img: SourcePlan  # the plain `<img>`: negotiated format (fm=auto), the rule's base framing
+    sources: tuple[SourcePlan, ...]  # the `<picture>`'s `<source>`s, in the order they are tried
+    picture_img: SourcePlan  # the `<picture>`'s `<img>`: the fallback format, base framing
+
+    @property
+    def all_sources(self) -> tuple[SourcePlan, ...]:
+        return (self.img, *self.sources, self.picture_img)
+
+
+def picture_formats(rule: Rule, header: MasterHeader) -> tuple[list[tuple[str, int]], tuple[str, int]]:
+    """The rule's formats for this master: (source formats, fallback format) with qualities.
+
+    Alpha never goes into JPEG (PNG instead); an animation keeps moving (no AVIF, which the server
+    makes still, and GIF rather than a still fallback).
+    """
+    formats = list(rule.formats)
+    fallback = formats.pop()
+    if header.animated:
+        formats = [f for f in formats if f[0] != "avif"]
+        if fallback[0] != "gif":
+            fallback = ("gif", 0)
+    elif header.has_alpha and fallback[0] == "jpeg":
+        fallback = ("png", 0)
+    return formats, fallback
+
+
+@dataclass(frozen=True)
+class _Range:
+    """One framing over viewports [lo, until): its candidate widths and display size."""
+
+    framing: Framing
+    lo: int
+    until: int | None
+    widths: tuple[int, ...]
+    aspect: Fraction
+    width: int  # the slot's widest CSS size (capped at the largest candidate)
+
+
+def _range(rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: int | None) -> _Range:
+    settings = rule.settings
+    a = max(lo, settings.min_viewport)
+    b = max(a, settings.max_viewport if until is None else min(until, settings.max_viewport))
+    cap = width_cap(framing, header, rule.enhance, settings)
+    widths = candidate_widths(rule.sizes, rule.dprs, rule.breakpoints, a, b, settings, cap)
+    widest_css = max(slot.length.px(v) for slot, x, y in slot_ranges(rule.sizes, a, b) for v in (x, y))
+    width = max(1, min(math.ceil(widest_css - 1e-6), widths[-1]))
+    return _Range(framing, lo, until, tuple(widths), output_aspect(framing, header), width)
+
+
+def _source(r: _Range, fmt: str, quality: int | None) -> SourcePlan:
+    q = quality if fmt in LOSSY else None
+    candidates = []
+    for w in r.widths:
+        h = height_for(w, r.aspect)
+        opts = r.framing.rendition(w, h if r.framing.aspect is not None else None)
+        candidates.append(Candidate(w, h, replace(opts, fm=fmt, q=q)))
+    fallback = next((c for c in candidates if c.width >= r.width), candidates[-1])
+    return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, height_for(r.width, r.aspect), fallback)
+
+
+def plan(rule: Rule, header: MasterHeader) -> RulePlan:
+    """Every srcset the rule's markup needs for this master. Raises a 400 Problem only when the
+    rule crops a region that lies outside this master."""
+    img = _source(_range(rule, rule.framing, header, 0, None), "auto", None)
+    formats, (fallback, fallback_q) = picture_formats(rule, header)
+    # One range per framing: the rule's own below the first art-direction breakpoint, then each
+    # art direction up to the next. Sources go widest range first: the first match wins.
+    bounds = [0, *(a.min_width for a in rule.art), None]
+    framings = [rule.framing, *(a.framing for a in rule.art)]
+    ranges = [_range(rule, f, header, bounds[i], bounds[i + 1]) for i, f in enumerate(framings)]  # type: ignore[arg-type]
+    sources: list[SourcePlan] = []
+    for r in reversed(ranges[1:]):
+        sources += [_source(r, fmt, q) for fmt, q in [*formats, (fallback, fallback_q)]]
+    sources += [_source(ranges[0], fmt, q) for fmt, q in formats]
+    picture_img = _source(ranges[0], fallback, fallback_q)
+    return RulePlan(rule, sizes_attribute(rule.sizes), img, tuple(sources), picture_img)
+
+
+def declared_renditions(rule: Rule, header: MasterHeader) -> frozenset[str]:
+    """The canonical rendering keys of every URL the rule's markup can contain for this master."""
+    try:
+        rule_plan = plan(rule, header)
+    except Problem:
+        return frozenset()
+    return frozenset(rendition_key(c.options) for s in rule_plan.all_sources for c in s.candidates)

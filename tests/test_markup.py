@@ -1,0 +1,513 @@
+"""Markup from rules, as a frontend developer would check it: parsed HTML, signed URLs, preload hints,
+the Link header, the JSON form, the CLI and the HTTP endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+from html.parser import HTMLParser
+from itertools import pairwise
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from conftest import AVIF_ACCEPT, Server
+from edge.app import on_problem
+from edge.config import DEMO_MASTERS
+from edge.options import RenditionOptions, parse_query
+from edge.problems import Problem
+from edge.signing import Signer, parse_keys
+from imagecheck import decode, frames, sniff
+from origin.limits import Limits
+from origin.masters import LocalMasterStore
+from origin.versions import MasterIndex
+from rules import cli, http
+from rules.loader import load_rules
+from rules.markup import ALT_PLACEHOLDER, Markup, build_markup, url_signer
+
+EXAMPLES = Path(cli.__file__).parent / "examples"
+KEYS = "k1:test-secret-number-one-0123456789,k0:test-secret-number-zero-0123456789"
+SIGNER = Signer(parse_keys(KEYS))
+BASE = "https://img.example.com"
+
+
+class Elements(HTMLParser):
+    """Every start tag of an HTML fragment, in order, as (tag, attributes)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for t, attrs in self.found if t == tag]
+
+    def one(self, tag: str) -> dict[str, str | None]:
+        [attrs] = self.all(tag)
+        return attrs
+
+
+def srcset_entries(srcset: str) -> list[tuple[str, int]]:
+    entries = []
+    for item in srcset.split(", "):
+        url, descriptor = item.rsplit(" ", 1)
+        assert descriptor.endswith("w"), item
+        entries.append((url, int(descriptor[:-1])))
+    return entries
+
+
+def verified(url: str, master: str, version: str, base: str = BASE) -> RenditionOptions:
+    """Check a URL the way the server will: its signature holds and it names the version."""
+    assert url.startswith(base + "/img/"), url
+    parts = urlsplit(url[len(base) :])
+    assert unquote(parts.path.removeprefix("/img/")) == master
+    opts, signature = parse_query(parts.query)
+    SIGNER.verify(master, opts, signature)
+    assert opts.v == version and opts.dpr == 1
+    return opts
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    return load_rules(EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def masters():
+    return MasterIndex(LocalMasterStore(DEMO_MASTERS), Limits())
+
+
+def markup_for(ruleset, masters, rule: str, master: str, base: str = BASE) -> Markup:
+    record = asyncio.run(masters.lookup(master))
+    return build_markup(
+        ruleset.rule_for(rule, master), master, record.header, record.short_version, url_signer(SIGNER, base)
+    )
+
+
+# --- <img> -------------------------------------------------------------------------------------
+
+
+def test_img_has_everything_for_no_layout_shift_and_lazy_loading(ruleset, masters):
+    m = markup_for(ruleset, masters, "card", "coffee.jpg")
+    img = Elements(m.img_html()).one("img")
+    assert img["loading"] == "lazy" and img["decoding"] == "async" and "fetchpriority" not in img
+    assert img["alt"] == ALT_PLACEHOLDER
+    assert img["sizes"] == (
+        "(min-width: 1024px) calc((min(100vw, 1280px) - 4rem) / 3), (min-width: 640px) calc((100vw - 3rem) / 2), "
+        "calc(100vw - 2rem)"
+    )
+    width, height = int(img["width"]), int(img["height"])
+    assert (width, height) == (608, 405)  # the one-column slot at 640px, at the rule's 3:2
+    assert abs(width / height - 1.5) < 1 / height
+    entries = srcset_entries(img["srcset"])
+    assert img["src"] in [url for url, _ in entries]
+    for url, descriptor in entries:
+        opts = verified(url, "coffee.jpg", m.version)
+        # Device pixels at dpr 1: the w descriptor is the URL's w; the height follows the aspect.
+        assert opts.w == descriptor and opts.h == round(descriptor / 1.5) and opts.fit == "cover" and opts.g == "smart"
+        assert opts.fm == "auto" and opts.q is None  # negotiated: the server answers Vary: Accept
+    widths = [w for _, w in entries]
+    assert widths == sorted(widths) and len(set(widths)) == len(widths)
+    assert all(b >= a * 1.1 for a, b in pairwise(widths))  # merged at the 10 % step
+    assert widths[-1] == 1200  # 600px master, doubled by super-resolution (enhance: auto)
+
+
+def test_lcp_images_load_eagerly_with_high_priority(ruleset, masters):
+    img = Elements(markup_for(ruleset, masters, "hero", "seeding_dandelions.jpg").img_html()).one("img")
+    assert img["loading"] == "eager" and img["fetchpriority"] == "high" and img["decoding"] == "async"
+    assert img["sizes"] == "100vw"
+    assert Fraction(int(img["width"]), int(img["height"])) == Fraction(4, 5)
+
+
+def test_without_an_aspect_the_masters_shape_is_kept_and_never_enlarged(ruleset, masters):
+    m = markup_for(ruleset, masters, "product", "coffee.jpg")  # 600x400, enhance: never
+    img = Elements(m.img_html()).one("img")
+    assert (img["width"], img["height"]) == ("600", "400")
+    for url, w in srcset_entries(img["srcset"]):
+        opts = verified(url, "coffee.jpg", m.version)
+        assert opts.h is None and w <= 600
+    assert max(w for _, w in srcset_entries(img["srcset"])) == 600
+
+
+def test_high_dpr_avatars_stay_small(ruleset, masters):
+    m = markup_for(ruleset, masters, "avatar", "astronaut.jpg")
+    img = Elements(m.img_html()).one("img")
+    assert (img["width"], img["height"], img["sizes"]) == ("64", "64", "(min-width: 768px) 64px, 48px")
+    assert [w for _, w in srcset_entries(img["srcset"])] == [48, 64, 96, 128, 144]
+    for url, _ in srcset_entries(img["srcset"]):
+        opts = verified(url, "astronaut.jpg", m.version)
+        assert (opts.g, opts.fx, opts.fy) == ("focal", 0.45, 0.25)
+
+
+def test_alt_text_and_attribute_values_are_escaped(ruleset, masters):
+    record = asyncio.run(masters.lookup("coffee.jpg"))
+    rule = ruleset.named("card")
+    m = build_markup(
+        rule, "coffee.jpg", record.header, record.short_version, url_signer(SIGNER), alt='A "cup" & <saucer>'
+    )
+    img = Elements(m.img_html()).one("img")
+    assert img["alt"] == 'A "cup" & <saucer>'
+    assert "&amp;" in m.img_html() and "<saucer>" not in m.img_html()
+    url = srcset_entries(img["srcset"])[0][0]
+    assert url.startswith("/img/coffee.jpg?") and "&" in url  # no base URL: a path the page's origin serves
+
+
+# --- <picture> ---------------------------------------------------------------------------------
+
+
+def test_picture_has_typed_sources_with_the_format_and_quality_in_every_url(ruleset, masters):
+    m = markup_for(ruleset, masters, "card", "rocket.jpg")
+    page = Elements(m.picture_html())
+    assert [t for t, _ in page.found] == ["picture", "source", "source", "img"]
+    avif, webp = page.all("source")
+    img = page.one("img")
+    expected = {"image/avif": ("avif", None), "image/webp": ("webp", None)}
+    assert (avif["type"], webp["type"]) == tuple(expected)
+    for source, (fm, q) in ((avif, ("avif", 50)), (webp, ("webp", 80)), (img, ("jpeg", 80))):
+        assert source["sizes"] == img["sizes"] and source.get("media") is None
+        for url, _ in srcset_entries(source["srcset"]):
+            opts = verified(url, "rocket.jpg", m.version)
+            assert (opts.fm, opts.q) == (fm, q)  # for CDNs that ignore Vary: Accept
+    assert "type" not in img and img["loading"] == "lazy"
+    assert verified(img["src"], "rocket.jpg", m.version).fm == "jpeg"
+
+
+def test_art_direction_gives_media_sources_widest_first_each_with_its_aspect(ruleset, masters):
+    m = markup_for(ruleset, masters, "hero", "seeding_dandelions.jpg")
+    page = Elements(m.picture_html())
+    sources = page.all("source")
+    assert [(s.get("media"), s["type"]) for s in sources] == [
+        ("(min-width: 1280px)", "image/avif"),
+        ("(min-width: 1280px)", "image/webp"),
+        ("(min-width: 1280px)", "image/jpeg"),
+        ("(min-width: 768px)", "image/avif"),
+        ("(min-width: 768px)", "image/webp"),
+        ("(min-width: 768px)", "image/jpeg"),
+        (None, "image/avif"),
+        (None, "image/webp"),
+    ]
+    aspects = {"(min-width: 1280px)": Fraction(21, 9), "(min-width: 768px)": Fraction(16, 9), None: Fraction(4, 5)}
+    for s in sources:
+        aspect = aspects[s.get("media")]
+        assert abs(int(s["width"]) / int(s["height"]) - aspect) < Fraction(1, int(s["height"]))
+        for url, w in srcset_entries(s["srcset"]):
+            opts = verified(url, "seeding_dandelions.jpg", m.version)
+            assert opts.w == w and opts.h == round(w / aspect)
+    img = page.one("img")
+    assert img["fetchpriority"] == "high" and Fraction(int(img["width"]), int(img["height"])) == Fraction(4, 5)
+    # The 21:9 crop from xl up rests on the bottom edge; the phone crop on the focal point.
+    assert {verified(u, "seeding_dandelions.jpg", m.version).g for u, _ in srcset_entries(sources[0]["srcset"])} == {
+        "s"
+    }
+
+
+# --- preload hints -----------------------------------------------------------------------------
+
+
+def test_an_lcp_preload_has_imagesrcset_and_no_href(ruleset, masters):
+    m = markup_for(ruleset, masters, "hero", "rocket.jpg")
+    link = Elements(m.preload_html()).one("link")
+    img = Elements(m.img_html()).one("img")
+    assert "href" not in link  # a browser that knew only href would fetch a second image
+    assert link == {
+        "rel": "preload",
+        "as": "image",
+        "imagesrcset": img["srcset"],
+        "imagesizes": img["sizes"],
+        "fetchpriority": "high",
+    }
+
+
+def test_picture_preloads_one_avif_hint_per_art_direction_range(ruleset, masters):
+    m = markup_for(ruleset, masters, "hero", "seeding_dandelions.jpg")
+    links = Elements(m.preload_html("picture")).all("link")
+    sources = Elements(m.picture_html()).all("source")
+    assert [(ln["media"], ln["type"]) for ln in links] == [
+        ("(min-width: 1280px)", "image/avif"),
+        ("(min-width: 768px) and (max-width: 1279.98px)", "image/avif"),
+        ("(max-width: 767.98px)", "image/avif"),
+    ]
+    assert [ln["imagesrcset"] for ln in links] == [s["srcset"] for s in sources if s["type"] == "image/avif"]
+    assert all("href" not in ln for ln in links)
+
+
+def parse_link_header(value: str) -> list[tuple[str, dict[str, str]]]:
+    """RFC 8288: `<uri>; param=token; param="quoted, string", <uri>; ...`."""
+    token = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+    quoted = r'"(?:[^"\\]|\\.)*"'
+    param = rf"\s*;\s*({token})\s*=\s*({token}|{quoted})"
+    link = re.compile(rf"\s*<([^>]*)>((?:{param})*)\s*(,|$)")
+    out, pos = [], 0
+    while pos < len(value):
+        m = link.match(value, pos)
+        assert m, f"malformed Link header at {value[pos : pos + 40]!r}"
+        params = {
+            k: v[1:-1].replace('\\"', '"').replace("\\\\", "\\") if v.startswith('"') else v
+            for k, v in re.findall(param, m.group(2))
+        }
+        out.append((m.group(1), params))
+        pos = m.end()
+    return out
+
+
+def test_the_link_header_is_well_formed_and_matches_the_preload_element(ruleset, masters):
+    m = markup_for(ruleset, masters, "hero", "seeding_dandelions.jpg")
+    for target in ("img", "picture"):
+        header = m.link_header(target)
+        header.encode("latin-1")  # sendable as an HTTP header
+        parsed = parse_link_header(header)
+        links = Elements(m.preload_html(target)).all("link")
+        assert len(parsed) == len(links) == (1 if target == "img" else 3)
+        for (uri, params), link in zip(parsed, links, strict=True):
+            assert params["rel"] == "preload" and params["as"] == "image" and params["fetchpriority"] == "high"
+            assert params["imagesrcset"] == link["imagesrcset"] and params["imagesizes"] == link["imagesizes"]
+            assert params.get("type") == link.get("type") and params.get("media") == link.get("media")
+            assert uri in [u for u, _ in srcset_entries(params["imagesrcset"])]
+            verified(uri, "seeding_dandelions.jpg", m.version)
+
+
+def test_rules_that_are_not_lcp_have_no_preload(ruleset, masters):
+    m = markup_for(ruleset, masters, "card", "coffee.jpg")
+    assert m.preloads("img") == m.preloads("picture") == ()
+    assert m.preload_html() == "" and m.link_header() == ""
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def test_the_json_form_carries_the_same_markup_and_attributes(ruleset, masters):
+    m = markup_for(ruleset, masters, "hero", "rocket.jpg")
+    doc = json.loads(m.json())
+    assert (doc["rule"], doc["master"], doc["version"], doc["lcp"]) == ("hero", "rocket.jpg", m.version, True)
+    assert doc["img"]["html"] == m.img_html() and doc["picture"]["html"] == m.picture_html()
+    assert doc["img"]["attributes"] == Elements(m.img_html()).one("img")
+    assert [s["type"] for s in doc["picture"]["sources"]][:3] == ["image/avif", "image/webp", "image/jpeg"]
+    assert doc["preload"]["img"]["link"] == m.link_header("img")
+    assert doc["preload"]["picture"]["html"] == m.preload_html("picture")
+    for c in doc["img"]["candidates"]:
+        assert verified(c["url"], "rocket.jpg", m.version).w == c["width"]
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="edge")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config")
+        p.add_argument("--masters")
+
+    cli.register(sub, common)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    monkeypatch.setenv("EDGE_KEYS", KEYS)
+    monkeypatch.delenv("EDGE_CONFIG", raising=False)
+    monkeypatch.delenv("EDGE_MASTERS", raising=False)
+
+
+def test_cli_srcset_prints_ready_markup(keys, capsys):
+    assert run_cli("srcset", "hero", "rocket.jpg", "--base-url", BASE + "/", "--alt", "A rocket") == 0
+    out = capsys.readouterr()
+    img = Elements(out.out).one("img")
+    assert img["alt"] == "A rocket" and img["fetchpriority"] == "high"
+    version = asyncio.run(MasterIndex(LocalMasterStore(DEMO_MASTERS), Limits()).lookup("rocket.jpg")).short_version
+    for url, _ in srcset_entries(img["srcset"]):
+        verified(url, "rocket.jpg", version)
+    assert "development key" not in out.err
+
+    assert run_cli("srcset", "hero", "rocket.jpg", "--format", "picture") == 0
+    assert len(Elements(capsys.readouterr().out).all("source")) == 8
+    assert run_cli("srcset", "avatar", "astronaut.jpg", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "avatar"
+
+
+def test_cli_preload_prints_the_link_element_or_header_value(keys, capsys):
+    assert run_cli("preload", "hero", "rocket.jpg") == 0
+    assert "href" not in Elements(capsys.readouterr().out).one("link")
+    assert run_cli("preload", "hero", "rocket.jpg", "--for", "picture", "--format", "link") == 0
+    assert len(parse_link_header(capsys.readouterr().out.strip())) == 3
+    assert run_cli("preload", "hero", "rocket.jpg", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["link"].startswith("</img/rocket.jpg?")
+    assert run_cli("preload", "card", "rocket.jpg") == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "not an LCP rule" in out.err
+
+
+def test_cli_refuses_unknown_rules_and_masters_the_rule_does_not_cover(keys):
+    with pytest.raises(Problem) as unknown:
+        run_cli("srcset", "banner", "rocket.jpg")
+    assert unknown.value.status == 404 and "hero, card, avatar, product" in unknown.value.detail
+    with pytest.raises(Problem) as mismatch:
+        run_cli("srcset", "avatar", "rocket.jpg")
+    assert mismatch.value.status == 400 and "astronaut.jpg" in mismatch.value.detail
+
+
+def test_the_edge_command_runs_srcset(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "EDGE_KEYS": KEYS}
+
+    def edge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    ok = edge("srcset", "card", "chelsea.png", "--format", "html")
+    assert ok.returncode == 0, ok.stderr
+    assert Elements(ok.stdout).one("img")["loading"] == "lazy"
+    missing = edge("srcset", "card", "photos/none.jpg")
+    assert missing.returncode == 1 and "no master at 'photos/none.jpg'" in missing.stderr
+    (tmp_path / "bad.yaml").write_text("rules:\n  x: {masters: a.jpg, sizes: half}\n")
+    bad = edge("rules", "check", "--rules", str(tmp_path))
+    assert bad.returncode == 1 and bad.stdout.startswith(
+        f"{tmp_path / 'bad.yaml'}:2 rules.x.sizes: expected a CSS length"
+    )
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+
+class Client:
+    """Requests straight into the ASGI app (httpx's ASGI transport), one event loop each."""
+
+    def __init__(self, app: Starlette):
+        self.app = app
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as c:
+                return await c.get(path, params=params)
+
+        return asyncio.run(go())
+
+
+@pytest.fixture
+def client(ruleset):
+    app = Starlette(routes=http.routes(), exception_handlers={Problem: on_problem})
+    store = LocalMasterStore(DEMO_MASTERS)
+    app.state.services = SimpleNamespace(signer=SIGNER, masters=MasterIndex(store, Limits()), rules=ruleset)
+    return Client(app)
+
+
+def test_http_srcset_answers_json_by_default_and_markup_on_request(client):
+    r = client.get("/srcset/card/coffee.jpg", params={"base_url": BASE})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    doc = r.json()
+    img = Elements(doc["img"]["html"]).one("img")
+    for url, _ in srcset_entries(img["srcset"]):
+        verified(url, "coffee.jpg", doc["version"])
+    html = client.get("/srcset/card/coffee.jpg", params={"format": "html", "alt": "Coffee"})
+    assert html.headers["content-type"].startswith("text/html")
+    assert Elements(html.text).one("img")["alt"] == "Coffee"
+    picture = client.get("/srcset/hero/rocket.jpg", params={"format": "picture"})
+    assert len(Elements(picture.text).all("source")) == 8
+
+
+def test_http_preload_carries_the_link_header_itself(client):
+    r = client.get("/preload/hero/seeding_dandelions.jpg", params={"for": "picture"})
+    assert r.status_code == 200
+    doc = r.json()
+    assert r.headers["link"] == doc["link"] and len(parse_link_header(r.headers["link"])) == 3
+    assert len(Elements(doc["html"]).all("link")) == 3 and doc["for"] == "picture"
+    plain = client.get("/preload/hero/rocket.jpg", params={"format": "link"})
+    assert plain.text.strip() == plain.headers["link"]
+    none = client.get("/preload/card/rocket.jpg")
+    assert none.status_code == 200 and "link" not in none.headers and none.json()["hints"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "detail"),
+    [
+        ("/srcset/banner/rocket.jpg", {}, 404, "no rule named 'banner'"),
+        ("/srcset/card/nothing.jpg", {}, 404, "no master at 'nothing.jpg'"),
+        ("/preload/avatar/rocket.jpg", {}, 400, "rule 'avatar' does not apply to 'rocket.jpg'"),
+        ("/srcset/card/coffee.jpg", {"format": "svg"}, 400, "format must be one of json, html, picture"),
+        ("/srcset/card/coffee.jpg", {"base_url": "javascript:alert(1)"}, 400, "base_url must be"),
+        ("/srcset/card/../edge/config.py", {}, 404, ""),
+    ],
+)
+def test_http_errors_are_problems(client, path, params, status, detail):
+    r = client.get(path, params=params)
+    assert r.status_code == status and r.headers["content-type"] == "application/problem+json"
+    assert detail in r.json()["detail"]
+
+
+def test_http_without_rules_configured_is_a_404(client):
+    client.app.state.services.rules = None
+    r = client.get("/srcset/card/coffee.jpg")
+    assert r.status_code == 404 and "no breakpoint rules" in r.json()["detail"]
+
+
+# --- the real server renders what the markup promises ------------------------------------------
+
+
+def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(server: Server, tmp_path):
+    """Each URL of the <picture> (and the negotiated <img>) is fetched from a running server: it is
+    accepted (signed, current version), in the format its <source type> says, at exactly the
+    width and height the srcset and the width/height attributes promise."""
+    write = (tmp_path / "r.yaml").write_text
+    write(
+        textwrap.dedent(
+            """
+            rules:
+              photo:
+                masters: ["rocket_*.jpg", "rgba_alpha_*.webp", "animated_*.gif"]
+                sizes: {default: 50vw, md: 240px}
+                dprs: [1]
+                aspect: "3:2"
+                art:
+                  md: {aspect: "1:1", gravity: n}
+                formats: {webp: 70, jpeg: 75}
+            """
+        )
+    )
+    rule = load_rules(tmp_path).named("photo")
+    index = MasterIndex(LocalMasterStore(server.masters), Limits())
+    with server.client() as client:
+        for master, fallback in (
+            ("rocket_640x427.jpg", "jpeg"),
+            ("rgba_alpha_1600x1000.webp", "png"),
+            ("animated_24f_160x90.gif", "gif"),
+        ):
+            record = asyncio.run(index.lookup(master))
+            m = build_markup(rule, master, record.header, record.short_version, url_signer(server.signer, server.base))
+            page = Elements(m.picture_html())
+            assert page.one("img") and verified(page.one("img")["src"], master, m.version, server.base).fm == fallback
+            for element in (*page.all("source"), page.one("img")):
+                fm = (element.get("type") or f"image/{fallback}").removeprefix("image/")
+                aspect = Fraction(1) if element.get("media") else Fraction(3, 2)
+                width, height = int(element["width"]), int(element["height"])
+                assert abs(width / height - aspect) < Fraction(1, height)
+                for url, w in srcset_entries(element["srcset"]):
+                    r = client.get(url, headers={"Accept": AVIF_ACCEPT})
+                    assert r.status_code == 200, (url, r.text)
+                    assert sniff(r.content) == fm, url
+                    image = decode(r.content)
+                    assert (image.width, image.height) == (w, round(w / aspect)), url
+                    if fallback == "png":
+                        assert image.hasalpha()
+                    if fallback == "gif":
+                        assert frames(r.content) == 24  # animations keep moving
+            for url, w in srcset_entries(Elements(m.img_html()).one("img")["srcset"])[:2]:
+                r = client.get(url, headers={"Accept": AVIF_ACCEPT})
+                expected = "webp" if fallback == "gif" else "avif"  # animated masters stay animated
+                assert r.status_code == 200 and sniff(r.content) == expected and decode(r.content).width == w

@@ -1,0 +1,123 @@
+"""Rules and sitemaps inside the real server: closed-world mode, start-up checks, served sitemaps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TEST_KEYS, Server, start_server, stop_server
+from edge.config import DEMO_MASTERS
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory: pytest.TempPathFactory):
+    """A closed-world server on the demo masters with the bundled example rules."""
+    tmp = tmp_path_factory.mktemp("closed")
+    masters = tmp / "masters"
+    shutil.copytree(DEMO_MASTERS, masters)
+    srv = start_server(tmp, {"EDGE_RULES_CLOSED_WORLD": "true"}, masters=masters)
+    yield srv
+    stop_server(srv)
+
+
+def test_closed_world_serves_declared_renditions_only(closed: Server):
+    markup = httpx.get(closed.base + "/srcset/hero/seeding_dandelions.jpg").json()
+    urls = [u.split(" ")[0] for u in markup["img"]["srcset"].split(", ")]
+    assert urls
+    for url in urls[:3]:
+        r = httpx.get(url if url.startswith("http") else closed.base + url)
+        assert r.status_code == 200, (url, r.text)
+    # Correctly signed, but no rule declares it: refused.
+    r = httpx.get(closed.url("seeding_dandelions.jpg", w=777))
+    assert r.status_code == 403 and "closed world" in r.json()["detail"]
+
+
+def test_the_preload_endpoint_sends_a_link_header(closed: Server):
+    r = httpx.get(closed.base + "/preload/hero/seeding_dandelions.jpg")
+    assert r.status_code == 200
+    assert "rel=preload" in r.headers["link"] and "imagesrcset=" in r.headers["link"]
+
+
+def test_the_server_refuses_to_start_on_invalid_rules(tmp_path: Path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "site.yaml").write_text("rules:\n  hero:\n    masters: ['*.jpg']\n    sizes: half\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, "EDGE_RULES_DIR": str(rules)},
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "site.yaml:4 rules.hero.sizes" in out.stderr and "half" in out.stderr
+
+
+def test_built_sitemaps_are_served_with_validators(tmp_path: Path):
+    masters = tmp_path / "masters"
+    shutil.copytree(DEMO_MASTERS, masters)
+    pages = tmp_path / "pages.csv"
+    pages.write_text(
+        "page,master\nhttps://shop.example.com/a?x=1&y=2,coffee.jpg\nhttps://shop.example.com/b,rocket.jpg\n"
+    )
+    out_dir = tmp_path / "sitemaps"
+    env = {"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, "EDGE_MASTERS": str(masters)}
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "sitemap",
+            "build",
+            "--pages",
+            str(pages),
+            "--base-url",
+            "https://img.example.com",
+            "--out",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stderr
+    srv = start_server(tmp_path, {"EDGE_SITEMAPS_DIR": str(out_dir)}, masters=masters)
+    try:
+        index = httpx.get(srv.base + "/sitemaps/sitemap-index.xml")
+        assert index.status_code == 200 and index.headers["content-type"].startswith("application/xml")
+        ET.fromstring(index.content)
+        again = httpx.get(srv.base + "/sitemaps/sitemap-index.xml", headers={"If-None-Match": index.headers["etag"]})
+        assert again.status_code == 304
+        sitemap = httpx.get(srv.base + "/sitemaps/sitemap-00001.xml")
+        ns = {
+            "s": "http://www.sitemaps.org/schemas/sitemap/0.9",
+            "i": "http://www.google.com/schemas/sitemap-image/1.1",
+        }
+        locs = [e.text for e in ET.fromstring(sitemap.content).findall(".//i:image/i:loc", ns)]
+        assert len(locs) == 2 and all(loc.startswith("https://img.example.com/img/") for loc in locs)
+        # The image URLs the sitemap lists are accepted by the server that signed them.
+        for loc in locs:
+            assert httpx.get(srv.base + loc.removeprefix("https://img.example.com")).status_code == 200
+        assert httpx.get(srv.base + "/sitemaps/../cli.py").status_code == 404
+    finally:
+        stop_server(srv)
+
+
+def test_srcset_cli_uses_the_configured_rules(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "srcset", "hero", "seeding_dandelions.jpg", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["rule"] == "hero"
