@@ -115,6 +115,30 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_warm(args: argparse.Namespace) -> int:
+    from edge.services import load_rule_set
+    from edge.signing import Signer
+    from edge.warm import warm, warm_requests
+
+    config = _config(args)
+    ruleset = load_rule_set(config)
+    masters = args.masters_to_warm or []
+    if args.all:
+        if config.masters_in_s3:
+            raise ConfigError("--all lists local masters only; name the S3 masters to warm")
+        masters = LocalMasterStore(config.masters_dir).list()
+    signer = Signer(config.signing_keys())
+    requests = []
+    for path in masters:
+        requests += warm_requests(ruleset, lookup_master(config, path), signer.sign_url)
+    if not requests:
+        print("edge: no rule declares any rendition of these masters", file=sys.stderr)
+        return 1
+    counts = asyncio.run(warm(args.server, requests, args.concurrency, args.progress or sys.stderr.isatty()))
+    print(", ".join(f"{n} {what}" for what, n in sorted(counts.items())))
+    return 1 if any(what.startswith("failed") for what in counts) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Image CDN origin: signed, negotiated renditions.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("path", help="master path, relative to the masters root")
     purge.add_argument("--server", action="append", help="base URL of a running server to purge too (repeatable)")
     purge.set_defaults(func=cmd_purge)
+
+    warm = sub.add_parser(
+        "warm",
+        help="pre-render what the rules declare for some masters",
+        description="Request, through a running server, every rendition the breakpoint rules declare for "
+        "the given masters (negotiated URLs once per Accept bucket), so the first visitor never waits.",
+    )
+    common(warm)
+    warm.add_argument("masters_to_warm", nargs="*", metavar="MASTER", help="master paths")
+    warm.add_argument("--all", action="store_true", help="every master in the (local) masters directory")
+    warm.add_argument("--server", required=True, help="base URL of the server (or of the cache in front of it)")
+    warm.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    warm.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    warm.set_defaults(func=cmd_warm)
 
     # Feature packages add their own subcommands: each has register(subparsers, common).
     for module in PLUGINS:

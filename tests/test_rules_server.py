@@ -121,3 +121,35 @@ def test_srcset_cli_uses_the_configured_rules(tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rule"] == "hero"
+
+
+def test_warm_renders_what_the_rules_declare_so_the_first_visitor_hits(tmp_path: Path):
+    masters = tmp_path / "masters"
+    shutil.copytree(DEMO_MASTERS, masters)
+    srv = start_server(tmp_path, masters=masters)
+    try:
+        env = {"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, "EDGE_MASTERS": str(masters)}
+        run = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "warm", "chelsea.png", "--server", srv.base, "--concurrency", "2"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "rendered" in run.stdout and "failed" not in run.stdout
+        # A browser now asking for the markup's URLs gets cache hits, in its own format.
+        markup = httpx.get(srv.base + "/srcset/card/chelsea.png").json()
+        first = markup["img"]["src"]
+        r = httpx.get(first if first.startswith("http") else srv.base + first, headers={"Accept": "image/webp,*/*"})
+        assert r.status_code == 200 and "hit" in r.headers["cache-status"]
+        again = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "warm", "chelsea.png", "--server", srv.base],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert "already cached" in again.stdout and "rendered" not in again.stdout
+    finally:
+        stop_server(srv)
