@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -80,13 +81,24 @@ def test_access_log_is_one_json_line_per_request_with_its_id(fresh: Server):
     hit = httpx.get(url)
     assert miss.headers["x-request-id"] == "trace-abc.1"
     assert len(hit.headers["x-request-id"]) == 32
-    records = [json.loads(line) for line in fresh.log().splitlines() if line.startswith("{")]
-    by_id = {r["request_id"]: r for r in records}
+    by_id = logged(fresh, "trace-abc.1", hit.headers["x-request-id"])
     first, second = by_id["trace-abc.1"], by_id[hit.headers["x-request-id"]]
     assert first["status"] == 200 and first["cache"] == "miss" and first["render_ms"] > 0
     assert first["format"] == "jpeg" and first["bytes"] == len(miss.content)
     assert second["cache"] == "hit" and second["render_ms"] is None
     bad = httpx.get(url.replace("w=99", "w=98"))
     assert bad.status_code == 403
-    records = [json.loads(line) for line in fresh.log().splitlines() if line.startswith("{")]
-    assert any(r["status"] == 403 and r["cache"] == "none" for r in records)
+    refused = logged(fresh, bad.headers["x-request-id"])[bad.headers["x-request-id"]]
+    assert refused["status"] == 403 and refused["cache"] == "none"
+
+
+def logged(server: Server, *request_ids: str) -> dict[str, dict]:
+    """Access-log records by request id, waiting for the ones named: a line is written just after
+    its response has gone out, so it can trail the client by a moment."""
+    deadline = time.monotonic() + 5
+    while True:
+        records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        by_id = {r["request_id"]: r for r in records}
+        if all(i in by_id for i in request_ids) or time.monotonic() > deadline:
+            return by_id
+        time.sleep(0.05)
