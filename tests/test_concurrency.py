@@ -20,7 +20,8 @@ async def fetch_all(urls: list[str], headers: dict[str, str] | None = None) -> l
 
 
 def test_concurrent_identical_misses_render_once(server: Server):
-    url = server.url("chelsea_cat_451x300.png", w=440, fm="avif", q=61)
+    # A render of about a second, so all eight requests arrive while it is in flight.
+    url = server.url("chelsea_cat_451x300.png", w=1200, dpr=1.5, fm="avif", q=61)
     responses = asyncio.run(fetch_all([url] * 8))
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
