@@ -73,6 +73,7 @@ class RulesConfig:
     # Closed world: only renditions some rule declares are rendered, so a leaked key cannot be
     # used to ask for arbitrary sizes.
     closed_world: bool = False
+    preview: bool = False  # the /preview page for frontend developers
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from edge.problems import Problem, bad_option
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup, url_signer
+from rules.preview import preview_html
 
 # Markup follows the master's current version: short-lived, so a new master shows up soon.
 CACHE_CONTROL = "public, max-age=60"
@@ -31,6 +32,7 @@ def routes() -> list[Route]:
     return [
         Route("/srcset/{rule}/{master:path}", srcset_endpoint, methods=["GET"]),
         Route("/preload/{rule}/{master:path}", preload_endpoint, methods=["GET"]),
+        Route("/preview", preview_endpoint, methods=["GET"]),
     ]
 
 
@@ -41,12 +43,14 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-async def _markup(request: Request, alt: str = ALT_PLACEHOLDER) -> Markup:
+async def _markup(
+    request: Request, alt: str = ALT_PLACEHOLDER, rule_and_master: tuple[str, str] | None = None
+) -> Markup:
     services = request.app.state.services
     ruleset = getattr(services, "rules", None)
     if ruleset is None:
         raise Problem(404, "no breakpoint rules are configured on this server")
-    name, master = request.path_params["rule"], request.path_params["master"]
+    name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
     ruleset.named(name)  # 404 for an unknown rule, before anything is read
     record = await services.masters.lookup(master)  # 404 for an unknown master
     rule = ruleset.rule_for(name, master)
@@ -81,3 +85,15 @@ async def preload_endpoint(request: Request) -> Response:
     if fmt == "link":
         return PlainTextResponse(link + "\n", headers=headers)
     return JSONResponse(markup.preload_json(target), headers=headers)  # type: ignore[arg-type]
+
+
+async def preview_endpoint(request: Request) -> Response:
+    """GET /preview?rule=R&master=M: every rendition of a rule for a master (off unless enabled)."""
+    services = request.app.state.services
+    if not services.config.rules.preview:
+        raise Problem(404, "the preview page is disabled (set [rules] preview = true)")
+    name, master = request.query_params.get("rule", ""), request.query_params.get("master", "")
+    if not name or not master:
+        raise Problem(400, "preview needs ?rule=NAME&master=PATH", {"option": "rule" if not name else "master"})
+    markup = await _markup(request, rule_and_master=(name, master))
+    return HTMLResponse(preview_html(markup), headers={"Cache-Control": "no-store"})
