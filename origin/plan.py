@@ -33,6 +33,15 @@ COMPASS = {
 
 
 @dataclass(frozen=True)
+class SuperResPolicy:
+    """When a model may invent the pixels a high-DPR request needs (else Lanczos3)."""
+
+    enabled: bool = True
+    min_dpr: float = 2.0  # only for requests at this DPR or above
+    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
+
+
+@dataclass(frozen=True)
 class Box:
     x: int
     y: int
@@ -56,6 +65,7 @@ class Plan:
     flatten: bool  # alpha into a format without it: flatten onto white
     fail_on: str
     to_srgb: bool = False  # convert from the embedded profile (P3, Adobe RGB, CMYK...) to sRGB
+    superres_scale: int = 0  # 2 or 4: upscale the region with a model before the final resize
 
     @property
     def upscale(self) -> str:
@@ -107,12 +117,20 @@ def _px(value: float) -> int:
     return max(1, round(value))
 
 
+def superres_scale(opts: RenditionOptions, factor: float, policy: SuperResPolicy | None) -> int:
+    """2 or 4 when a model should make the missing pixels, 0 for Lanczos (or no enlargement)."""
+    if policy is None or not policy.enabled or opts.dpr < policy.min_dpr or factor <= policy.min_factor:
+        return 0
+    return 2 if factor <= 2 else 4
+
+
 def plan_rendition(
     opts: RenditionOptions,
     header: MasterHeader,
     fmt: str,
     limits: Limits,
     quality: dict[str, int] | None = None,
+    superres: SuperResPolicy | None = None,
 ) -> Plan:
     box = _source_box(opts, header)
     dw, dh = _device_size(opts, limits)
@@ -164,6 +182,7 @@ def plan_rendition(
     region = None if (rx, ry, rw, rh) == (0, 0, load_w, load_h) else Box(rx, ry, rw, rh)
 
     q = opts.q or (quality or DEFAULT_QUALITY).get(fmt, DEFAULT_QUALITY.get(fmt, 80))
+    enlarge = max(out_w / rw, out_h / rh)  # how many times the region's pixels per side
     return Plan(
         load_w=load_w,
         load_h=load_h,
@@ -179,4 +198,5 @@ def plan_rendition(
         flatten=header.has_alpha and fmt == "jpeg",
         fail_on=limits.fail_on,
         to_srgb=header.has_profile,
+        superres_scale=0 if animated else superres_scale(opts, enlarge, superres),
     )

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 from edge.options import FITS, Crop, RenditionOptions
 from edge.problems import Problem
 from origin.limits import Limits
-from origin.plan import Box, plan_rendition
+from origin.plan import Box, SuperResPolicy, plan_rendition
 from origin.probe import MasterHeader
 
 PHOTO = MasterHeader("jpeg", 4000, 3000, 3, False, 1)
+SR = SuperResPolicy()
 LIMITS = Limits()
 
 
@@ -162,3 +163,30 @@ def test_plans_are_always_executable(mw, mh, w, h, fit, g, dpr):
         assert (p.target_w, p.target_h) == (max(1, round(w * dpr)), max(1, round(h * dpr))) or max(
             w, h
         ) * dpr > LIMITS.max_output_side
+
+
+SMALL = MasterHeader("jpeg", 1000, 750, 3, False, 1)
+
+
+@pytest.mark.parametrize(
+    "w, dpr, scale",
+    [
+        (500, 2, 0),  # 1000 device px from 1000: nothing to invent
+        (570, 2, 0),  # x1.14: under the 1.15 threshold, Lanczos
+        (580, 2, 2),  # x1.16
+        (1000, 2, 2),  # x2
+        (1100, 2, 4),  # x2.2: a x4 model (or two x2 passes), then down to size
+        (2000, 1, 0),  # DPR 1 never gets invented detail
+        (800, 1.5, 0),  # nor does DPR 1.5
+    ],
+)
+def test_superres_needs_high_dpr_and_a_real_enlargement(w, dpr, scale):
+    assert plan_rendition(RenditionOptions(w=w, dpr=dpr), SMALL, "jpeg", LIMITS, superres=SR).superres_scale == scale
+
+
+def test_superres_off_by_policy_or_for_animations():
+    off = SuperResPolicy(enabled=False)
+    assert plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS, superres=off).superres_scale == 0
+    assert plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS).superres_scale == 0
+    anim = MasterHeader("gif", 100, 100, 3, False, 10)
+    assert plan_rendition(RenditionOptions(w=100, dpr=2), anim, "webp", LIMITS, superres=SR).superres_scale == 0
