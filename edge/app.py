@@ -95,6 +95,11 @@ async def rendition_endpoint(request: Request) -> Response:
 
     outcome = await services.renditions.get(record, opts, fmt, key)
     rendition = outcome.rendition
+    if outcome.interim:
+        # A Lanczos stand-in while a model makes the real one: no shared cache may keep it, and a
+        # browser asks again (its ETag will not match) and gets the upgrade once it exists.
+        headers["Cache-Control"] = "private, no-cache"
+        headers["ETag"] = strong_etag(key + "-interim")
     headers.update(
         {
             "Cache-Status": ", ".join(outcome.cache_status),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 import uuid
@@ -21,6 +22,7 @@ import blake3
 from cachetools import LRUCache
 
 MAGIC = b"EDGE-RENDITION-1\n"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,11 @@ class DiskTier:
         return None
 
     async def put(self, key: str, rendition: Rendition) -> None:
-        await asyncio.to_thread(self._put_sync, key, rendition)
+        try:
+            await asyncio.to_thread(self._put_sync, key, rendition)
+        except OSError as e:
+            # A full or failing disk costs the cache entry, not the response: the rendition is made.
+            log.warning("disk cache: could not store %s: %s", key, e)
 
     @property
     def bytes_used(self) -> int:

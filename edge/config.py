@@ -77,6 +77,23 @@ class RulesConfig:
 
 
 @dataclass(frozen=True)
+class SuperResConfig:
+    enabled: bool = True  # use a model when one is installed (the project ships one)
+    min_dpr: float = 2.0  # only requests at this DPR or above get invented detail
+    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
+    # The longest a request waits for a model. A slower run (typical on CPU-only hosts) answers at
+    # once with Lanczos, privately cached, and runs the model in the background.
+    budget_s: float = 1.0
+    concurrency: int = 1  # model runs at once: one device
+    queue_limit: int = 16
+    timeout_s: float = 120.0
+    threads: int = 0  # onnxruntime threads per run; 0: one per core
+    use_cuda: bool = True  # when onnxruntime-gpu and a GPU are present
+    models_dir: str = ""  # extra models (e.g. built by `edge models add`), besides the bundled ones
+    intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
+
+
+@dataclass(frozen=True)
 class SitemapsConfig:
     dir: str = "var/sitemaps"  # built sitemaps, served at /sitemaps/
 
@@ -110,6 +127,7 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)  # masters given as absolute URLs
     rules: RulesConfig = field(default_factory=RulesConfig)
     sitemaps: SitemapsConfig = field(default_factory=SitemapsConfig)
+    superres: SuperResConfig = field(default_factory=SuperResConfig)
 
     @property
     def rules_dir(self) -> Path:
@@ -229,6 +247,11 @@ def validate(config: Config) -> None:
         ),
         (all(1 <= q <= 100 for q in fm.qualities().values()), "formats.*_quality must be 1..100"),
         (0 <= config.encode.avif_effort <= 9, "encode.avif_effort must be 0..9"),
+        (config.superres.min_dpr >= 1 and config.superres.min_factor >= 1, "superres: min_dpr, min_factor >= 1"),
+        (
+            config.superres.concurrency >= 1 and config.superres.budget_s >= 0,
+            "superres: concurrency >= 1, budget_s >= 0",
+        ),
         (0 <= config.encode.webp_effort <= 6, "encode.webp_effort must be 0..6"),
         (config.cache.memory_mb >= 0 and config.cache.disk_mb >= 0, "cache sizes must be 0 or more"),
     ]

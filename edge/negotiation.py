@@ -38,6 +38,8 @@ def parse_accept(header: str | None) -> list[MediaRange]:
                     q = min(max(float(value.strip()), 0.0), 1.0)
                 except ValueError:
                     q = 0.0  # an unreadable weight is no evidence of support
+                if q != q:  # NaN passes min/max unchanged and would make max() depend on the order
+                    q = 0.0
         ranges.append(MediaRange(type_, subtype, q))
     return ranges
 

@@ -17,9 +17,11 @@ import pyvips
 
 from edge.problems import Problem
 from origin.encode import EncodeSettings, encode
+from origin.intermediates import IntermediateCache
 from origin.metadata import keep_rights_only
 from origin.plan import Plan
 from origin.probe import first_line
+from origin.superres import UpscaleCancelled, Upscaler
 
 
 class Cancelled(Exception):
@@ -40,11 +42,24 @@ class CancelToken:
         return self._event.is_set()
 
 
+@dataclass(frozen=True)
+class RenderTools:
+    """What a render may use besides the master: encoder settings, a super-resolution model."""
+
+    encode: EncodeSettings
+    upscaler: Upscaler | None = None
+    intermediates: IntermediateCache | None = None
+
+
 @dataclass
 class RenderState:
     plan: Plan
     image: pyvips.Image
+    tools: RenderTools
+    source_id: str = ""  # the master's version: names upscaled intermediates
+    token: CancelToken | None = None
     keep: str = "none"  # which metadata blocks the saver writes (see origin.metadata)
+    upscale: str = "none"  # what made missing pixels: none, lanczos, or model@version
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,7 +91,10 @@ def extract_region(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 
 def resize(image: pyvips.Image, plan: Plan) -> pyvips.Image:
     """Resize to exactly resize_w x resize_h (Lanczos3 both ways; libvips rounds, so pin the size)."""
-    w, h = plan.resize_w, plan.resize_h
+    return resize_to(image, plan.resize_w, plan.resize_h)
+
+
+def resize_to(image: pyvips.Image, w: int, h: int) -> pyvips.Image:
     if (image.width, image.height) == (w, h):
         return image
     image = image.resize(w / image.width, vscale=h / image.height, kernel="lanczos3")
@@ -96,9 +114,41 @@ def smart_crop(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 FRAME_STEPS: list[Callable[[pyvips.Image, Plan], pyvips.Image]] = [extract_region, resize, smart_crop]
 
 
+def super_resolve(state: RenderState) -> RenderState:
+    """When the plan asks for it: the region through the model (x2/x4), then down to the exact size.
+
+    Runs instead of the plain resize for still images; the upscaled region is kept so other widths
+    and formats of this master reuse it. Without a model for the scale, Lanczos does the work.
+    """
+    plan, tools = state.plan, state.tools
+    upscaler = tools.upscaler
+    if not plan.superres_scale or upscaler is None or not upscaler.can_upscale(plan.superres_scale):
+        return per_frame(state)
+    region = extract_region(state.image, plan)
+    label = upscaler.label(plan.superres_scale)
+    key = f"{state.source_id}:{plan.load_w}x{plan.load_h}:{plan.region}:{plan.superres_scale}:{label}"
+    upscaled = tools.intermediates.get(key) if tools.intermediates else None
+    if upscaled is None:
+        token = state.token
+        try:
+            upscaled = upscaler.upscale(
+                region.copy_memory(), plan.superres_scale, cancelled=(lambda: token.cancelled) if token else None
+            )
+        except UpscaleCancelled:
+            raise Cancelled() from None
+        upscaled = upscaled.copy_memory()
+        if tools.intermediates:
+            tools.intermediates.put(key, upscaled)
+    state.image = smart_crop(resize_to(upscaled, plan.resize_w, plan.resize_h), plan)
+    state.upscale = label
+    return state
+
+
 def per_frame(state: RenderState) -> RenderState:
     """Apply FRAME_STEPS to each frame, then stack the frames again."""
     image, plan = state.image, state.plan
+    if plan.upscale != "none":
+        state.upscale = "lanczos"
 
     def run(frame: pyvips.Image) -> pyvips.Image:
         for step in FRAME_STEPS:
@@ -155,19 +205,27 @@ def _watched(image: pyvips.Image, token: CancelToken | None) -> pyvips.Image:
     return image
 
 
-STEPS: list[Callable[[RenderState], RenderState]] = [per_frame, to_output_colour, strip_metadata]
+STEPS: list[Callable[[RenderState], RenderState]] = [super_resolve, to_output_colour, strip_metadata]
 
 
-def render(data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken | None = None) -> Rendered:
+def render(
+    data: bytes,
+    plan: Plan,
+    tools: RenderTools | EncodeSettings,
+    token: CancelToken | None = None,
+    source_id: str = "",
+) -> Rendered:
     """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled.
 
     Cancellation stops decoding and resizing between tiles. An encode already under way runs to
     its end (libheif and the JPEG/WebP encoders cannot be interrupted): its cost is what a budget
     overrun can still spend.
     """
+    if isinstance(tools, EncodeSettings):
+        tools = RenderTools(tools)
     started = time.perf_counter()
     try:
-        state = RenderState(plan, load(data, plan))
+        state = RenderState(plan, load(data, plan), tools, source_id, token)
         for step in STEPS:
             state = step(state)
         state = materialise(state, token)
@@ -180,8 +238,8 @@ def render(data: bytes, plan: Plan, settings: EncodeSettings, token: CancelToken
         raise Cancelled()
     started = time.perf_counter()
     try:
-        body = encode(state.image, plan, settings, state.keep)
+        body = encode(state.image, plan, tools.encode, state.keep)
     except pyvips.Error as e:
         raise Problem(422, f"rendition could not be encoded as {plan.format}: {first_line(e)}") from None
     state.timings["encode"] = time.perf_counter() - started
-    return Rendered(body, plan.format, plan.target_w, plan.target_h, plan.upscale, state.timings)
+    return Rendered(body, plan.format, plan.target_w, plan.target_h, state.upscale, state.timings)

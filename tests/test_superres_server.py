@@ -1,0 +1,88 @@
+"""Super-resolution inside the real server: when it runs, what the response says, and the
+progressive upgrade when a model run will not fit a request's time budget (CPU-only hosts)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import CORPUS, Server, start_server, stop_server
+from imagecheck import decode, mean_abs_diff
+from origin.superres import available_models
+from origin.versions import version_hash
+from test_observability import scrape, value
+
+pytestmark = pytest.mark.skipif(not available_models(), reason="no super-resolution model is installed")
+CAT = "chelsea_cat_451x300.png"
+VERSION = version_hash((CORPUS / CAT).read_bytes())[:16]
+
+
+def model_label() -> str:
+    return available_models()[0].label
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory: pytest.TempPathFactory):
+    """A server that waits for the model (a generous budget), with a rule that forbids it for one master."""
+    tmp = tmp_path_factory.mktemp("sr")
+    rules = tmp / "rules"
+    rules.mkdir()
+    (rules / "site.yaml").write_text(
+        "rules:\n  logo:\n    masters: ['rocket_640x427.jpg']\n    sizes: 200px\n    enhance: never\n"
+    )
+    srv = start_server(tmp, {"EDGE_SUPERRES_BUDGET_S": "120", "EDGE_RULES_DIR": str(rules)})
+    yield srv
+    stop_server(srv)
+
+
+def test_a_high_dpr_miss_beyond_the_master_is_made_by_the_model(patient: Server):
+    r = httpx.get(patient.url(CAT, w=400, dpr=2, fm="png", v=VERSION), timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-upscale"].startswith(model_label().split("@")[0])
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    image = decode(r.content)
+    assert (image.width, image.height) == (800, 532)
+    lanczos = decode((CORPUS / CAT).read_bytes()).resize(800 / 451, vscale=532 / 300, kernel="lanczos3")
+    assert 0.3 < mean_abs_diff(image, lanczos) < 10  # the same picture, with different detail
+
+
+def test_dpr_1_and_small_enlargements_stay_lanczos(patient: Server):
+    assert httpx.get(patient.url(CAT, w=800, fm="png")).headers["x-upscale"] == "lanczos"
+    assert httpx.get(patient.url(CAT, w=250, dpr=2, fm="png")).headers["x-upscale"] == "lanczos"  # x1.1
+    assert httpx.get(patient.url(CAT, w=200, dpr=2, fm="png")).headers["x-upscale"] == "none"
+
+
+def test_a_rule_that_says_never_keeps_the_model_away(patient: Server):
+    r = httpx.get(patient.url("rocket_640x427.jpg", w=600, dpr=2, fm="jpeg"), timeout=120)
+    assert r.headers["x-upscale"] == "lanczos"
+
+
+def test_model_runs_are_counted(patient: Server):
+    r = httpx.get(patient.url(CAT, w=420, dpr=2, fm="webp"), timeout=120)
+    assert value(scrape(patient), "edge_superres_runs_total", model=r.headers["x-upscale"]) >= 1
+
+
+def test_progressive_upgrade_when_the_model_will_not_fit_the_budget(tmp_path: Path):
+    srv = start_server(tmp_path, {"EDGE_SUPERRES_BUDGET_S": "0"})
+    try:
+        url = srv.url(CAT, w=430, dpr=2, fm="webp", v=VERSION)
+        first = httpx.get(url)
+        assert first.status_code == 200
+        assert first.headers["x-upscale"] == "lanczos"
+        assert first.headers["cache-control"] == "private, no-cache"  # no CDN keeps the stand-in
+        assert decode(first.content).width == 860
+        deadline = time.monotonic() + 120
+        while True:
+            later = httpx.get(url, headers={"If-None-Match": first.headers["etag"]})
+            if later.headers.get("x-upscale", "lanczos") != "lanczos" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert later.status_code == 200 and later.headers["x-upscale"].startswith(model_label().split("@")[0])
+        assert later.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert later.headers["etag"] != first.headers["etag"]
+        assert value(scrape(srv), "edge_superres_fallbacks_total", reason="budget") >= 1
+    finally:
+        stop_server(srv)
