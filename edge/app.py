@@ -54,6 +54,9 @@ def _server_timing(timings: dict[str, float]) -> str:
 async def rendition_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     master_path = request.path_params["path"]
+    if request.scope["path"] != "/img/" + master_path:
+        # The route's `$` also matches before a final newline: /img/x%0A would be a second spelling.
+        raise Problem(404, "no such route")
     query = request.url.query
     try:
         opts, signature = parse_query(query)
@@ -173,5 +176,6 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
         ],
         exception_handlers={Problem: on_problem, HTTPException: on_http_error, Exception: on_unexpected},
     )
+    app.router.redirect_slashes = False  # an image origin has no use for slash redirects
     app.state.services = services
     return AccessLog(app, services.metrics, enabled=config.server.access_log)

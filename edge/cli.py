@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # ~17 INFO lines per render otherwise
     access = logging.getLogger("edge.access")  # JSON lines, one per request, nothing around them
     access.propagate = False
     handler = logging.StreamHandler(sys.stderr)

@@ -72,8 +72,11 @@ class Target:
 
 def check_url(url: str, allow: list[AllowEntry]) -> Target:
     """The URL as a Target, or a 403 Problem when no allowlist entry admits it."""
-    parts = urlsplit(url)
     refused = Problem(403, f"master URL is not on the allowlist: {url[:200]!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 literal: not a URL at all
+        raise refused from None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         raise refused
     if parts.query or parts.fragment or "\\" in url or "%" in parts.path:
@@ -160,7 +163,10 @@ class HttpMasterStore:
                 raise Problem(502, "master host could not be reached") from None
             if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                 await response.aclose()
-                url = urljoin(url, response.headers["location"])
+                try:
+                    url = urljoin(url, response.headers["location"])
+                except ValueError:
+                    raise Problem(502, "master host redirected to a malformed URL") from None
                 continue
             return response
         raise Problem(502, f"master URL redirected more than {self.settings.max_redirects} times")
@@ -195,7 +201,13 @@ class HttpMasterStore:
             raise Problem(502, "master host dropped the connection") from None
         finally:
             await response.aclose()
-        return b"".join(chunks)
+        data = b"".join(chunks)
+        # Without Content-Length or chunked framing the body ends when the connection does, so a
+        # dropped connection looks like a whole, shorter master: hold it to the size HEAD announced.
+        chunked = "chunked" in response.headers.get("transfer-encoding", "").lower()
+        if not chunked and "content-length" not in response.headers and info.size and len(data) != info.size:
+            raise Problem(502, f"master host sent {len(data)} bytes, not the {info.size} it announced")
+        return data
 
     async def ready(self) -> str | None:
         return None  # remote hosts come and go per master; they are not this replica's readiness

@@ -57,6 +57,14 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _without_expect_continue(request: Any, **_kwargs: Any) -> None:
+    """botocore asks for `100 Continue` before uploading a body, and aiohttp waits for it with no
+    time-out: a store that accepts the connection and never answers would hang every PUT (and the
+    request behind it) forever. Without it, the read time-out covers the whole exchange."""
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
 class S3Connection:
     """One lazily opened aiobotocore client, shared by everything that talks to one store."""
 
@@ -73,13 +81,15 @@ class S3Connection:
                 config = AioConfig(
                     connect_timeout=s.connect_timeout_s,
                     read_timeout=s.read_timeout_s,
-                    retries={"max_attempts": s.max_attempts, "mode": "standard"},
+                    # total_max_attempts counts the first try; botocore's max_attempts would be retries only.
+                    retries={"total_max_attempts": s.max_attempts, "mode": "standard"},
                     s3={"addressing_style": s.addressing_style},
                 )
                 creator = get_session().create_client(
                     "s3", region_name=s.region, endpoint_url=s.endpoint_url or None, config=config
                 )
                 self._client = await self._stack.enter_async_context(creator)
+                self._client.meta.events.register("before-send.s3", _without_expect_continue)
         return self._client
 
     async def close(self) -> None:

@@ -51,9 +51,10 @@ async def _markup(
     if ruleset is None:
         raise Problem(404, "no breakpoint rules are configured on this server")
     name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
-    ruleset.named(name)  # 404 for an unknown rule, before anything is read
+    # The rule must cover the master before the master is looked at: an unsigned request may not
+    # learn which masters exist, nor make the server read (or fetch) any path it names.
+    rule = ruleset.rule_for(name, master)  # 404 unknown rule, 400 a master the rule does not cover
     record = await services.masters.lookup(master)  # 404 for an unknown master
-    rule = ruleset.rule_for(name, master)
     base_url = request.query_params.get("base_url", "")
     if not BASE_URL.fullmatch(base_url):
         raise bad_option("base_url", "an http(s) origin with an optional path, like https://img.example.com", base_url)

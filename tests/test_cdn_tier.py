@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_observability import scrape, value
 
 from conftest import AVIF_ACCEPT, Server, free_port
 from imagecheck import sniff
+from test_observability import scrape, value
 
 CONFIG = Path(__file__).parent.parent / "deploy" / "nginx" / "edge-cache.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

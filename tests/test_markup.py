@@ -438,7 +438,7 @@ def test_http_preload_carries_the_link_header_itself(client):
     ("path", "params", "status", "detail"),
     [
         ("/srcset/banner/rocket.jpg", {}, 404, "no rule named 'banner'"),
-        ("/srcset/card/nothing.jpg", {}, 404, "no master at 'nothing.jpg'"),
+        ("/srcset/card/photos/nothing.jpg", {}, 404, "no master at 'photos/nothing.jpg'"),
         ("/preload/avatar/rocket.jpg", {}, 400, "rule 'avatar' does not apply to 'rocket.jpg'"),
         ("/srcset/card/coffee.jpg", {"format": "svg"}, 400, "format must be one of json, html, picture"),
         ("/srcset/card/coffee.jpg", {"base_url": "javascript:alert(1)"}, 400, "base_url must be"),

@@ -7,10 +7,10 @@ import sys
 
 import httpx
 import pytest
-from s3server import start_s3
-from test_observability import scrape, value
 
 from conftest import CORPUS, TEST_KEYS, Server, start_server, stop_server
+from s3server import start_s3
+from test_observability import scrape, value
 
 ADMIN = "admin-token-for-tests-0123456789"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from s3server import CREDENTIALS, S3Server, start_s3
 
 from conftest import AVIF_ACCEPT, CORPUS, TEST_KEYS, Server, start_server, stop_server
 from edge.problems import Problem
@@ -16,6 +15,7 @@ from imagecheck import decode, sniff
 from origin.masters import MasterInfo
 from origin.s3 import S3MasterStore, S3Settings, split_s3_url
 from origin.versions import version_hash
+from s3server import CREDENTIALS, S3Server, start_s3
 
 BUCKET = "masters"
 PHOTOS = ["flower_640x427.jpg", "rocket_640x427.jpg", "rgba_alpha_1600x1000.webp", "truncated_60pct.png"]
