@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))  # run as a file: make `edge` importable without i
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from render_bench import BENCH_KEYS, free_port, machine, percentile, proc_status_kb  # noqa: E402
+import render_bench  # noqa: E402
+from render_bench import machine, percentile, proc_status_kb  # noqa: E402
 
 from edge.options import RenditionOptions  # noqa: E402
-from edge.signing import Signer, parse_keys  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 # Masters for misses: real photos of 0.2-2.5 MP, so one render takes tens of ms here.
@@ -87,74 +87,28 @@ class Run:
     sent: int = 0
 
 
-class Server:
+class Server(render_bench.Server):
     """`edge serve` on 127.0.0.1 with a small render queue and bounded caches, in a fresh folder."""
 
     def __init__(self, tmp: Path, workers: int, queue_limit: int, memory_mb: int, disk_mb: int):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.signer = Signer(parse_keys(BENCH_KEYS))
         self.masters = tmp / "masters"
         self.masters.mkdir()
         for name in MISS_MASTERS:
             shutil.copy(CORPUS / name, self.masters / name)
-        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("EDGE_")}
-        env.update(
-            {
-                "EDGE_KEYS": BENCH_KEYS,
-                "EDGE_CACHE_DIR": str(tmp / "cache"),
-                "EDGE_CACHE_MEMORY_MB": str(memory_mb),
-                "EDGE_CACHE_DISK_MB": str(disk_mb),
-                "EDGE_SERVER_RENDER_WORKERS": str(workers),
-                "EDGE_SERVER_QUEUE_LIMIT": str(queue_limit),
-                "EDGE_SERVER_ACCESS_LOG": "false",  # a 10-minute run would write a GB of log
-            }
-        )
-        self.log_path = tmp / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "edge.cli", "serve", "--masters", str(self.masters), "--port", str(self.port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        limits = {
+            "EDGE_CACHE_MEMORY_MB": str(memory_mb),
+            "EDGE_CACHE_DISK_MB": str(disk_mb),
+            "EDGE_SERVER_RENDER_WORKERS": str(workers),
+            "EDGE_SERVER_QUEUE_LIMIT": str(queue_limit),
+            "EDGE_SERVER_ACCESS_LOG": "false",  # a 10-minute run would write a GB of log
+        }
+        super().__init__(self.masters, tmp / "cache", tmp / "server.log", extra_env=limits)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.base + "/healthz", timeout=1, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server not healthy after {timeout_s:g} s:\n{self.log_tail()}")
-
-    def url(self, master: str, **options: object) -> str:
+    def option_url(self, master: str, **options: object) -> str:
         return self.base + self.signer.sign_url(master, RenditionOptions(**options))  # type: ignore[arg-type]
 
     def alive(self) -> bool:
         return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 class MissUrls:
@@ -181,14 +135,14 @@ class MissUrls:
             if key not in self.used:
                 self.used.add(key)
                 master, width, fmt, q = key
-                return self.server.url(master, w=width, fm=fmt, q=q)
+                return self.server.option_url(master, w=width, fm=fmt, q=q)
         return None
 
 
 async def warm_hits(server: Server, client: httpx.AsyncClient) -> list[tuple[str, str]]:
     """(url, etag) of HIT_URLS renditions, rendered now so that the load only ever hits them."""
     # Hits: small WebPs (widths the misses never use), as thumbnails on a page would be.
-    urls = [server.url(MISS_MASTERS[i % len(MISS_MASTERS)], w=16 + i // len(MISS_MASTERS) * 8, fm="webp")
+    urls = [server.option_url(MISS_MASTERS[i % len(MISS_MASTERS)], w=16 + i // len(MISS_MASTERS) * 8, fm="webp")
             for i in range(HIT_URLS)]  # fmt: skip
     warmed = []
     for url in urls:  # bounded: one pass, each retried at most 20 times

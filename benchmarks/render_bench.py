@@ -221,7 +221,7 @@ def make_copies(master: Path, folder: Path, count: int) -> MasterCopies:
 class Server:
     """`edge serve` as a subprocess on a free port, with a known key and a fresh, cold cache."""
 
-    def __init__(self, masters: Path, cache_dir: Path, log_path: Path):
+    def __init__(self, masters: Path, cache_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.signer = Signer(parse_keys(BENCH_KEYS))
@@ -232,6 +232,7 @@ class Server:
                 "EDGE_CACHE_DIR": str(cache_dir),
                 # Room for 16 concurrent misses: with the default a burst could be answered 503.
                 "EDGE_SERVER_QUEUE_LIMIT": "32",
+                **(extra_env or {}),
             }
         )
         self.log_path = log_path
