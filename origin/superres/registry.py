@@ -11,7 +11,7 @@ An entry (see models/registry.json for real ones; `training`, `quality` and `spe
     {"name": "edgesr-x2", "version": "1.0", "file": "edgesr_x2_v1_0.onnx", "sha256": "...",
      "scale": 2, "input": {"name": "input", "range": [0, 1], "colour_order": "RGB", "channels": 3},
      "output": {"name": "output", "range": [0, 1]},
-     "tile": 256, "overlap": 8, "fp16_on_cuda": true, "file_fp16": null,
+     "tile": 384, "overlap": 8, "fp16_on_cuda": true, "file_fp16": null,
      "preferred_on": ["cpu", "cuda"], "priority": 0, "licence": "MIT ...",
      "speed": {"cpu": {"threads": 2, "output_mp_per_s": 9.1}}, "training": {...}, "quality": {...}}
 

@@ -339,6 +339,28 @@ class SuperResNet(nn.Module):
         return self.shuffle(y)
 
 
+def load_onnx_weights(model: SuperResNet, path: Path) -> None:
+    """Start from an exported model (fine-tuning): its initialisers, in graph order, are the convs'
+    weights and biases; LeakyRelu alphas are the learnt slopes."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in inits and inits[n.input[1]].shape[1] != 1]
+    alphas = [a.f for n in graph.node if n.op_type == "LeakyRelu" for a in n.attribute if a.name == "alpha"]
+    targets = [*model.convs, model.tail]
+    if len(convs) != len(targets) or len(alphas) != len(model.slopes):
+        raise SystemExit(f"{path} does not have this architecture ({len(convs)} convs, {len(alphas)} activations)")
+    with torch.no_grad():
+        for conv, node in zip(targets, convs, strict=True):
+            conv.weight.copy_(torch.from_numpy(inits[node.input[1]]))
+            conv.bias.copy_(torch.from_numpy(inits[node.input[2]]))
+        for slope, alpha in zip(model.slopes, alphas, strict=True):
+            slope.weight.fill_(alpha)
+    log.info("init: weights from %s", path)
+
+
 # ---------------------------------------------------------------------------------------------
 # metrics
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +408,7 @@ def validate(model: SuperResNet, val: list[Pair], scale: int) -> tuple[float, fl
 # ---------------------------------------------------------------------------------------------
 class PatchSampler:
     def __init__(self, pairs: list[Pair], scale: int, patch: int, seed: int):
+        pairs = [p for p in pairs if min(p.lr.shape[:2]) >= patch]  # x4 makes small photos too small
         self.pairs, self.scale, self.patch = pairs, scale, patch
         self.rng = np.random.default_rng(seed)
         areas = np.array([math.sqrt(p.lr.shape[0] * p.lr.shape[1]) for p in pairs])
@@ -431,7 +454,7 @@ def train(model: SuperResNet, sampler: PatchSampler, val: list[Pair], args: argp
         lr_np, hr_np = sampler.batch(args.batch)
         out = model(to_tensor(lr_np).contiguous(memory_format=torch.channels_last))[:, :, m:-m, m:-m]
         target = to_tensor(hr_np)[:, :, m:-m, m:-m]
-        loss = F.l1_loss(out, target) if frac < 0.75 else F.mse_loss(out, target)
+        loss = F.l1_loss(out, target) if frac < args.l2_from else F.mse_loss(out, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -517,11 +540,13 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=15, help="wall-clock training budget")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (the clock still caps)")
     ap.add_argument("--channels", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=6, help="3x3 feature convolutions before the tail")
+    ap.add_argument("--layers", type=int, default=5, help="3x3 feature convolutions before the tail")
     ap.add_argument("--patch", type=int, default=96, help="LR patch side")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, help="fine-tune: start from this exported .onnx (same architecture)")
+    ap.add_argument("--l2-from", type=float, default=0.75, help="fraction of the budget after which the loss is L2")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--val-every", type=float, default=60, help="seconds between validations")
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/sr-train-data"))
@@ -578,6 +603,8 @@ def main() -> None:
     )
 
     model = SuperResNet(args.scale, args.channels, args.layers)
+    if args.init:
+        load_onnx_weights(model, args.init)
     sampler = PatchSampler(train_pairs, args.scale, args.patch, args.seed)
     result = train(model, sampler, val_pairs, args)
     interior = (args.patch - 2 * model.receptive_radius) ** 2
@@ -602,7 +629,7 @@ def main() -> None:
             "transfer": "sRGB",
         },
         "output": {"name": "output", "range": [0.0, 1.0], "clip": True},
-        "tile": 256,
+        "tile": 384,  # input px; fastest of 192/256/384 on 2 CPU cores (293 vs 314 ms at 1000x750)
         "overlap": model.receptive_radius + 2,
         "fp16_on_cuda": True,
         "preferred_on": ["cpu", "cuda"],
