@@ -21,6 +21,7 @@ from origin.intermediates import IntermediateCache
 from origin.metadata import keep_rights_only
 from origin.plan import Plan
 from origin.probe import first_line
+from origin.resample import resize_exact
 from origin.superres import UpscaleCancelled, Upscaler
 
 
@@ -90,17 +91,8 @@ def extract_region(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 
 
 def resize(image: pyvips.Image, plan: Plan) -> pyvips.Image:
-    """Resize to exactly resize_w x resize_h (Lanczos3 both ways; libvips rounds, so pin the size)."""
-    return resize_to(image, plan.resize_w, plan.resize_h)
-
-
-def resize_to(image: pyvips.Image, w: int, h: int) -> pyvips.Image:
-    if (image.width, image.height) == (w, h):
-        return image
-    image = image.resize(w / image.width, vscale=h / image.height, kernel="lanczos3")
-    if (image.width, image.height) != (w, h):
-        image = image.gravity("centre", w, h, extend="copy")
-    return image
+    """Resize to exactly resize_w x resize_h (Lanczos3 down, centre-aligned bicubic up)."""
+    return resize_exact(image, plan.resize_w, plan.resize_h)
 
 
 def smart_crop(image: pyvips.Image, plan: Plan) -> pyvips.Image:
@@ -139,7 +131,7 @@ def super_resolve(state: RenderState) -> RenderState:
         upscaled = upscaled.copy_memory()
         if tools.intermediates:
             tools.intermediates.put(key, upscaled)
-    state.image = smart_crop(resize_to(upscaled, plan.resize_w, plan.resize_h), plan)
+    state.image = smart_crop(resize_exact(upscaled, plan.resize_w, plan.resize_h), plan)
     state.upscale = label
     return state
 

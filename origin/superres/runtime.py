@@ -32,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
+from origin.resample import enlarge
 from origin.superres.registry import ModelSpec, choose_model, plan_scales
 
 log = logging.getLogger(__name__)
@@ -280,19 +281,5 @@ class Upscaler:
 
 
 def aligned_upscale(band: pyvips.Image, scale: int) -> pyvips.Image:
-    """Enlarge one band exactly `scale` times, pixel centres aligned like the models' output.
-
-    libvips' resize() upsizes with a bicubic interpolator whatever the kernel, and places output
-    pixel j at input (j - 1) / scale, half an output pixel off the centre-aligned grid that its own
-    downsizing and the models use. affine() with the input offset 0.5 - 0.5 / scale puts output
-    pixel j at input (j + 0.5) / scale - 0.5."""
-    offset = 0.5 - 0.5 / scale
-    out = band.affine(
-        [scale, 0, 0, scale],
-        interpolate=pyvips.Interpolate.new("bicubic"),
-        idx=offset,
-        idy=offset,
-        extend="copy",
-        oarea=[0, 0, band.width * scale, band.height * scale],
-    )
-    return out.cast(band.format) if out.format != band.format else out
+    """Enlarge one band exactly `scale` times, pixel centres aligned like the models' output."""
+    return enlarge(band, band.width * scale, band.height * scale)
