@@ -583,18 +583,24 @@ def report_hits(hits: HitResult) -> None:
         f"\nCache hits: {hits.requests} requests in {hits.seconds:.1f} s at concurrency {CONCURRENCY} "
         f"(one URL, {RENDITIONS[0].label}; {hits.client} on the same machine)"
     )
-    print(f"  {s['requests_per_s']:.0f} req/s, p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms, "
-          f"failed or non-200: {hits.non_200}")
-    print(f"  CPU per hit: server {s['server_cpu_ms_per_hit']:.2f} ms, client {s['client_cpu_ms_per_hit']:.2f} ms "
-          "(client and server share the cores: a busy client holds req/s down)")
+    print(
+        f"  {s['requests_per_s']:.0f} req/s, p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms, "
+        f"failed or non-200: {hits.non_200}"
+    )
+    print(
+        f"  CPU per hit: server {s['server_cpu_ms_per_hit']:.2f} ms, client {s['client_cpu_ms_per_hit']:.2f} ms "
+        "(client and server share the cores: a busy client holds req/s down)"
+    )
 
 
 def report_burst(burst: BurstResult, idle_rss_mb: float) -> None:
     ok = burst.statuses.get(200, 0)
     others = ", ".join(f"HTTP {k}: {v}" for k, v in sorted(burst.statuses.items()) if k != 200)
     print(f"\nPeak server RSS, {CONCURRENCY} concurrent cold misses ({burst.mix}):")
-    print(f"  peak {burst.peak_rss_mb:.0f} MB (VmRSS every {RSS_SAMPLE_S * 1000:.0f} ms); before the burst "
-          f"{burst.rss_before_mb:.0f} MB, idle after start {idle_rss_mb:.0f} MB, VmHWM {burst.hwm_mb:.0f} MB")
+    print(
+        f"  peak {burst.peak_rss_mb:.0f} MB (VmRSS every {RSS_SAMPLE_S * 1000:.0f} ms); before the burst "
+        f"{burst.rss_before_mb:.0f} MB, idle after start {idle_rss_mb:.0f} MB, VmHWM {burst.hwm_mb:.0f} MB"
+    )
     print(f"  {ok}/{CONCURRENCY} answered 200 in {burst.seconds:.2f} s" + (f"; {others}" if others else ""))
     print(f"Target: peak RSS <= {RSS_TARGET_MB} MB -> {verdict(burst.peak_rss_mb <= RSS_TARGET_MB)}")
 
@@ -633,8 +639,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     info = machine()
     print(f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, libvips {info['libvips']}")
     print("A small shared machine is noisy: figures are medians; server and floor runs alternate.")
-    print(f"Master: {master} ({header.width}x{header.height}, {header.width * header.height / 1e6:.1f} MP, "
-          f"{master.stat().st_size} bytes) - {origin_note}")
+    print(
+        f"Master: {master} ({header.width}x{header.height}, {header.width * header.height / 1e6:.1f} MP, "
+        f"{master.stat().st_size} bytes) - {origin_note}"
+    )
 
     masters_dir = tmp / "masters"
     masters_dir.mkdir()
@@ -666,12 +674,23 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "master": {"path": str(master), "width": header.width, "height": header.height, "note": origin_note},
         "repeats": args.repeats,
         "misses": [
-            {"rendition": r.rendition, **r.summary(), "server_bytes": r.server_bytes, "floor_bytes": r.floor_bytes,
-             "problems": sorted(set(r.problems))}
+            {
+                "rendition": r.rendition,
+                **r.summary(),
+                "server_bytes": r.server_bytes,
+                "floor_bytes": r.floor_bytes,
+                "problems": sorted(set(r.problems)),
+            }
             for r in misses
         ],
-        "hits": {"client": hits.client, "concurrency": CONCURRENCY, "seconds": hits.seconds,
-                 "requests": hits.requests, "non_200": hits.non_200, **hits.summary()},
+        "hits": {
+            "client": hits.client,
+            "concurrency": CONCURRENCY,
+            "seconds": hits.seconds,
+            "requests": hits.requests,
+            "non_200": hits.non_200,
+            **hits.summary(),
+        },
         "rss": {**asdict(burst), "idle_mb": idle_rss_mb, "target_mb": RSS_TARGET_MB},
         "targets": {"miss_ratio_p50": MISS_TARGET, "peak_rss_mb": RSS_TARGET_MB},
     }

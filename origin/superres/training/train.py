@@ -349,16 +349,25 @@ def load_onnx_weights(model: SuperResNet, path: Path) -> None:
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in inits and inits[n.input[1]].shape[1] != 1]
     alphas = [a.f for n in graph.node if n.op_type == "LeakyRelu" for a in n.attribute if a.name == "alpha"]
-    targets = [*model.convs, model.tail]
-    if len(convs) != len(targets) or len(alphas) != len(model.slopes):
-        raise SystemExit(f"{path} does not have this architecture ({len(convs)} convs, {len(alphas)} activations)")
+    grown = len(model.convs) + 1 - len(convs)  # feature layers this model has beyond the file's
+    targets = [*model.convs[: len(model.convs) - grown], model.tail]
+    if grown < 0 or len(convs) != len(targets) or len(alphas) != len(convs) - 1:
+        raise SystemExit(f"{path} does not fit this architecture ({len(convs)} convs, {len(alphas)} activations)")
     with torch.no_grad():
         for conv, node in zip(targets, convs, strict=True):
             conv.weight.copy_(torch.from_numpy(inits[node.input[1]]))
             conv.bias.copy_(torch.from_numpy(inits[node.input[2]]))
-        for slope, alpha in zip(model.slopes, alphas, strict=True):
+        for slope, alpha in zip(model.slopes, alphas, strict=False):
             slope.weight.fill_(alpha)
-    log.info("init: weights from %s", path)
+        # Growing a deeper model: each extra layer starts as the identity (a Dirac kernel, slope 1),
+        # so the grown network computes exactly the file's function and fine-tuning starts there.
+        new = len(model.convs) - grown
+        for conv, slope in zip(model.convs[new:], model.slopes[new:], strict=True):
+            nn.init.dirac_(conv.weight)
+            conv.weight.add_(torch.randn_like(conv.weight) * 1e-4)
+            nn.init.zeros_(conv.bias)
+            slope.weight.fill_(1.0)
+    log.info("init: weights from %s%s", path, f", {grown} identity layer(s) added" if grown else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,7 +554,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--init", type=Path, help="fine-tune: start from this exported .onnx (same architecture)")
+    ap.add_argument(
+        "--init", type=Path, help="fine-tune: start from this exported .onnx (same architecture, or fewer layers)"
+    )
     ap.add_argument("--l2-from", type=float, default=0.75, help="fraction of the budget after which the loss is L2")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--val-every", type=float, default=60, help="seconds between validations")
