@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import edge.models_cli
 import rules.cli
 import sitemaps.cli
 from edge.config import Config, ConfigError, load_config
@@ -17,7 +18,7 @@ from edge.stores import lookup_master
 from origin.masters import LocalMasterStore
 
 SIGN_OPTIONS = ("w", "h", "dpr", "fit", "g", "fx", "fy", "crop", "q", "fm", "exp", "kid")
-PLUGINS = [rules.cli, sitemaps.cli]  # modules with register(subparsers, common): see build_parser
+PLUGINS = [rules.cli, sitemaps.cli, edge.models_cli]  # modules with register(subparsers, common): see build_parser
 
 
 def _config(args: argparse.Namespace) -> Config:

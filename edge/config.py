@@ -89,7 +89,9 @@ class SuperResConfig:
     timeout_s: float = 120.0
     threads: int = 0  # onnxruntime threads per run; 0: one per core
     use_cuda: bool = True  # when onnxruntime-gpu and a GPU are present
-    models_dir: str = ""  # extra models (e.g. built by `edge models add`), besides the bundled ones
+    # Extra models (built by `edge models add`), besides the bundled ones: a registry.json there
+    # is loaded when it exists. Relative to the working directory, like cache.disk_dir.
+    models_dir: str = "var/models"
     intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
 
 

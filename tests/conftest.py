@@ -59,7 +59,9 @@ def start_server(
     cache_dir = cache_dir or tmp / "cache"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
-    env.update({"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(cache_dir), **(env_extra or {})})
+    # Only the bundled models unless a test adds some: not whatever `edge models add` put in var/models.
+    env.update({"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(cache_dir), "EDGE_SUPERRES_MODELS_DIR": ""})
+    env.update(env_extra or {})
     log_path = tmp / f"server-{port}.log"
     log = open(log_path, "wb")
     # A store named in the environment (EDGE_MASTERS=s3://...) must not be overridden by --masters.

@@ -33,7 +33,7 @@ import onnxruntime as ort
 import pyvips
 
 from origin.resample import enlarge
-from origin.superres.registry import ModelSpec, choose_model, plan_scales
+from origin.superres.registry import ModelSpec, choose_model, plan_chain
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +188,7 @@ class Upscaler:
 
     def _chain(self, scale: int) -> list[ModelSpec]:
         device = self._device or ("cuda" if CUDA in self._requested else "cpu")
-        chain = []
-        for s in plan_scales(self.models, scale):
-            spec = choose_model(self.models, s, device)
-            assert spec is not None
-            chain.append(spec)
-        return chain
+        return plan_chain(self.models, scale, device)
 
     def _load(self, spec: ModelSpec) -> _Loaded:
         with self._lock:
