@@ -81,6 +81,19 @@ def test_the_built_in_registry_lists_an_intact_x2_model_with_its_provenance(mode
     assert {"flower_640x427.jpg", "chelsea_cat_451x300.png"} <= excluded
 
 
+def test_the_fp16_copy_for_gpus_computes_what_the_fp32_model_does(models):
+    # CUDA runs the float16 file; it must be the same network. The CPU runs float16 too (slowly),
+    # so the check needs no GPU: a real photo, values within 2/255.
+    crop = photo("flower_640x427.jpg", 200, 100, 96, 64).numpy().transpose(2, 0, 1)[None] / 255
+    for spec in models:
+        assert spec.fp16_on_cuda and spec.path_fp16 is not None and spec.path_fp16.is_file(), spec.label
+        full = ort.InferenceSession(str(spec.path), providers=["CPUExecutionProvider"])
+        half = ort.InferenceSession(str(spec.path_fp16), providers=["CPUExecutionProvider"])
+        expected = full.run(None, {spec.input_name: crop.astype(np.float32)})[0]
+        got = half.run(None, {spec.input_name: crop.astype(np.float16)})[0].astype(np.float32)
+        assert np.abs(got - expected).max() * 255 < 2, spec.label
+
+
 def test_a_registry_entry_with_a_bad_field_is_refused_with_its_name(tmp_path):
     (tmp_path / "registry.json").write_text(
         json.dumps(

@@ -416,11 +416,15 @@ def validate(model: SuperResNet, val: list[Pair], scale: int) -> tuple[float, fl
 # 4. train
 # ---------------------------------------------------------------------------------------------
 class PatchSampler:
-    def __init__(self, pairs: list[Pair], scale: int, patch: int, seed: int):
+    def __init__(
+        self, pairs: list[Pair], scale: int, patch: int, seed: int, area_power: float = 0.5, flat_keep: float = 0.3
+    ):
         pairs = [p for p in pairs if min(p.lr.shape[:2]) >= patch]  # x4 makes small photos too small
-        self.pairs, self.scale, self.patch = pairs, scale, patch
+        self.pairs, self.scale, self.patch, self.flat_keep = pairs, scale, patch, flat_keep
         self.rng = np.random.default_rng(seed)
-        areas = np.array([math.sqrt(p.lr.shape[0] * p.lr.shape[1]) for p in pairs])
+        # area_power 1: every pixel equally likely (big wallpapers dominate, as in the photos a CDN
+        # serves); 0.5 (the default): small texture photos count more.
+        areas = np.array([(p.lr.shape[0] * p.lr.shape[1]) ** area_power for p in pairs])
         self.weights = areas / areas.sum()
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -432,7 +436,7 @@ class PatchSampler:
             x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
             lr = pair.lr[y : y + p, x : x + p]
             hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-            if hr.std() < 6 and rng.random() < 0.7:
+            if hr.std() < 6 and rng.random() >= self.flat_keep:
                 continue  # flat sky, walls and bokeh teach little; keep some
             k, flip = int(rng.integers(4)), bool(rng.integers(2))
             lr, hr = np.rot90(lr, k), np.rot90(hr, k)
@@ -608,6 +612,8 @@ def main() -> None:
     )
     ap.add_argument("--l2-from", type=float, default=0.75, help="fraction of the budget after which the loss is L2")
     ap.add_argument("--ema", type=float, default=0.0, help="validate and export a moving average of the weights")
+    ap.add_argument("--area-power", type=float, default=0.5, help="photo sampling weight = LR area ** this")
+    ap.add_argument("--flat-keep", type=float, default=0.3, help="share of flat patches (HR std < 6) kept")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--val-every", type=float, default=60, help="seconds between validations")
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/sr-train-data"))
@@ -666,7 +672,7 @@ def main() -> None:
     model = SuperResNet(args.scale, args.channels, args.layers)
     if args.init:
         load_onnx_weights(model, args.init)
-    sampler = PatchSampler(train_pairs, args.scale, args.patch, args.seed)
+    sampler = PatchSampler(train_pairs, args.scale, args.patch, args.seed, args.area_power, args.flat_keep)
     result = train(model, sampler, val_pairs, args)
     interior = (args.patch - 2 * model.receptive_radius) ** 2
     epochs = result["patches"] * interior / pixels
