@@ -14,8 +14,9 @@ Steps, in order (each one logs what it did):
                the scale, i.e. the degradation the benchmark uses
   4. train     random patches, 8 flips/rotations, L1 then L2, Adam with a cosine schedule, for a
                wall-clock budget; Y-PSNR on a held-out split of the training photos picks the best
-  5. export    ONNX opset 17, dynamic H/W, checked against torch with onnxruntime; the model's
-               entry in models/registry.json is written (data list, exclusions, time, quality)
+  5. export    ONNX opset 17, dynamic H/W, checked against torch with onnxruntime, plus a float16
+               copy for CUDA; the model's entry in models/registry.json is written (data list,
+               exclusions, time, quality)
 
 The network (see SuperResNet): 3x3 convolutions at LR resolution with LeakyReLU whose slope is
 learnt per layer (a PReLU with one parameter: no dead units, and it exports as LeakyRelu, which
