@@ -12,8 +12,8 @@ left out: PSNR, and SSIM (Gaussian window sigma 1.5, the usual constants). Enlar
 
   lanczos3      a true, centre-aligned Lanczos3 (separable, 6 taps a phase). The bar is measured
                 against this one.
-  pipeline      what delivery does without a model: origin.resample.resize_exact (libvips
-                affine(), centre-aligned bicubic; libvips has no Lanczos interpolator).
+  pipeline      what delivery does without a model: origin.resample.resize_exact, a polyphase
+                Lanczos3 made of libvips convolutions (equal to lanczos3 within 1/255).
   vips-resize   plain `resize(s, kernel="lanczos3")`, which the pipeline used up to PIPELINE_VERSION 1:
                 libvips upsizes with a bicubic interpolator whatever the kernel, and half an output
                 pixel off the centre-aligned grid of its own downsizing, so it scores 2-4 dB lower.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyvips
 
 
@@ -36,3 +37,20 @@ def mean_abs_diff(a: pyvips.Image, b: pyvips.Image) -> float:
     if (a.width, a.height) != (b.width, b.height):
         b = b.resize(a.width / b.width, vscale=a.height / b.height)
     return (a.cast("float") - b.cast("float")).abs().avg()
+
+
+def lanczos3_enlarge(image: pyvips.Image, scale: int) -> np.ndarray:
+    """Reference enlargement: a true, centre-aligned Lanczos3 (libvips' resize() upsizes with a
+    bicubic half an output pixel off, which would make beating it too easy)."""
+    x = np.arange(-3, 4) - ((np.arange(scale)[:, None] + 0.5) / scale - 0.5)
+    w = np.sinc(x) * np.sinc(x / 3) * (np.abs(x) < 3)
+    w /= w.sum(axis=1, keepdims=True)
+    rgb = np.pad(image.numpy().astype(np.float64), ((3, 3), (3, 3), (0, 0)), mode="edge")
+    h, wd = image.height, image.width
+    rows = np.empty((h + 6, wd * scale, 3))
+    for p in range(scale):
+        rows[:, p::scale] = sum(w[p, k] * rgb[:, k : k + wd] for k in range(7))
+    out = np.empty((h * scale, wd * scale, 3))
+    for p in range(scale):
+        out[p::scale] = sum(w[p, k] * rows[k : k + h] for k in range(7))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
