@@ -4,7 +4,7 @@
     upscaler.warm_up()                      # optional, at start-up: sessions + measured speed
     if upscaler.can_upscale(2) and upscaler.estimate_seconds(w, h, 2) < budget:
         big = upscaler.upscale(image, 2)    # exactly 2w x 2h, same bands as the input
-        header = upscaler.label(2)          # "edgesr-x2@1.0", for X-Upscale
+        header = upscaler.label(2)          # "edgesr-x2@2.0", for X-Upscale
 
 The device is CUDA when onnxruntime lists the CUDA provider *and* a session really gets it
 (onnxruntime-gpu on a machine without a usable GPU lists CUDA but runs on the CPU): `device` and
@@ -119,7 +119,7 @@ class Upscaler:
         return self._chain(scale)
 
     def label(self, scale: int) -> str:
-        """For X-Upscale: `name@version`, or the chain joined with '+' (`edgesr-x2@1.0+edgesr-x2@1.0`)."""
+        """For X-Upscale: `name@version`, or the chain joined with '+' (`edgesr-x2@2.0+edgesr-x2@2.0`)."""
         return "+".join(spec.label for spec in self._chain(scale))
 
     # ------------------------------------------------------------------ time
