@@ -59,10 +59,6 @@ def register(subparsers: argparse._SubParsersAction, common: Common) -> None:
     add.set_defaults(func=cmd_add)
 
 
-def _models_dir(args: argparse.Namespace) -> Path:
-    return Path(args.models_dir or load_config(args.config).superres.models_dir or "var/models")
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     extra = [Path(config.superres.models_dir)] if config.superres.models_dir else []
@@ -81,7 +77,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     pack = PACKS[args.pack]
-    models_dir = _models_dir(args)
+    configured = load_config(args.config).superres.models_dir
+    models_dir = Path(args.models_dir or configured or "var/models")
     preferred = tuple(d.strip() for d in args.prefer_on.split(",") if d.strip())
     if not preferred or any(d not in DEVICES for d in preferred):
         print(
@@ -115,7 +112,6 @@ def cmd_add(args: argparse.Namespace) -> int:
             f"added {spec.label}: x{spec.scale}, {spec.path} ({spec.path.stat().st_size // 1024} KiB, fp16 copy for "
             f"CUDA), preferred on {','.join(spec.preferred_on)}; a 64x48 test ran in {seconds * 1000:.0f} ms on the CPU"
         )
-    configured = load_config(args.config).superres.models_dir
     if not configured or Path(configured).resolve() != models_dir.resolve():
         print(f"set superres.models_dir = {str(models_dir)!r} (or EDGE_SUPERRES_MODELS_DIR) so the server loads them")
     return 0 if len(installed) == len(entries) else 1

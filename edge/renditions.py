@@ -29,7 +29,7 @@ from origin.versions import MasterRecord, version_hash
 log = logging.getLogger("edge")
 
 # Bump when the pipeline's output changes for the same inputs: every cached rendition and ETag moves.
-PIPELINE_VERSION = "2"  # 2: centre-aligned enlargement (origin/resample.py)
+PIPELINE_VERSION = "2"  # 2: centre-aligned Lanczos3 enlargement (origin/resample.py)
 
 
 @dataclass

