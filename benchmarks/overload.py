@@ -42,7 +42,7 @@ import httpx  # noqa: E402
 import render_bench  # noqa: E402
 from render_bench import machine, percentile, proc_status_kb  # noqa: E402
 
-from edge.options import RenditionOptions  # noqa: E402
+from origin.core.request import RenditionOptions  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 # Masters for misses: real photos of 0.2-2.5 MP, so one render takes tens of ms here.

@@ -40,11 +40,12 @@ sys.path.insert(0, str(ROOT))  # run as a file: make `edge` and `origin` importa
 import httpx  # noqa: E402
 import pyvips  # noqa: E402
 
-from edge.options import RenditionOptions  # noqa: E402
 from edge.signing import Signer, parse_keys  # noqa: E402
-from origin.encode import EncodeSettings  # noqa: E402
-from origin.limits import Limits  # noqa: E402
-from origin.versions import VERSION_DIGITS, version_hash  # noqa: E402
+from origin.core.formats import FORMATS, EncodeSettings  # noqa: E402
+from origin.core.limits import Limits  # noqa: E402
+from origin.core.master import VERSION_DIGITS  # noqa: E402
+from origin.core.request import RenditionOptions  # noqa: E402
+from origin.masters.index import version_hash  # noqa: E402
 
 DEFAULT_MASTER = ROOT.parent / "shared" / "corpus" / "photos" / "seeding_dandelions_5312x2988.jpg"
 FALLBACK_DIRS = (ROOT / "tests" / "corpus", ROOT / "edge" / "demo" / "masters")
@@ -316,23 +317,14 @@ class RssSampler:
 def floor_render(data: bytes, r: Rendition) -> bytes:
     """The compute floor: libvips' thumbnail from bytes in memory, then the saver as the server calls it.
 
-    Saver options as in origin/encode.py with the default EncodeSettings (what the server runs with
-    here). keep="none": the server keeps only rights metadata, which the corpus photos do not carry.
+    Saver and options from the format's row (origin.core.formats) with the default EncodeSettings
+    (what the server runs with here). keep="none": the server keeps only rights metadata, which the
+    corpus photos do not carry.
     """
-    settings = EncodeSettings()
+    row = FORMATS[r.fmt]
     image = pyvips.Image.thumbnail_buffer(data, r.width)
-    if r.fmt == "jpeg":
-        return image.jpegsave_buffer(
-            Q=r.q,
-            optimize_coding=True,
-            interlace=settings.jpeg_progressive,
-            trellis_quant=settings.jpeg_trellis,
-            overshoot_deringing=settings.jpeg_trellis,
-            keep="none",
-        )
-    if r.fmt == "webp":
-        return image.webpsave_buffer(Q=r.q, effort=settings.webp_effort, keep="none")
-    return image.heifsave_buffer(Q=r.q, compression="av1", effort=settings.avif_effort, keep="none")
+    save = getattr(image, f"{row.saver}_buffer")
+    return save(**row.options(r.q, EncodeSettings()), keep="none")
 
 
 @dataclass

@@ -75,16 +75,15 @@ def child(argv: list[str]) -> None:
     import contextlib
     import io
 
-    from sitemaps.cli import register
+    from edge.cli import build_parser
+    from edge.cli.common import config_from_args
 
-    parser = argparse.ArgumentParser(prog="edge")
-    sub = parser.add_subparsers()
-    register(sub, lambda p: (p.add_argument("--config"), p.add_argument("--masters")))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
     output = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(output):
-        code = args.func(args)
+        code = args.func(args, config)
     wall = time.perf_counter() - start
     print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": peak_rss_mb(), "summary": output.getvalue()}))
 

@@ -12,12 +12,12 @@ left out: PSNR, and SSIM (Gaussian window sigma 1.5, the usual constants). Enlar
 
   lanczos3      a true, centre-aligned Lanczos3 (separable, 6 taps a phase). The bar is measured
                 against this one.
-  pipeline      what delivery does without a model: origin.resample.resize_exact, a polyphase
+  pipeline      what delivery does without a model: origin.imaging.resample.resize_exact, a polyphase
                 Lanczos3 made of libvips convolutions (equal to lanczos3 within 1/255).
   vips-resize   plain `resize(s, kernel="lanczos3")`, which the pipeline used up to PIPELINE_VERSION 1:
                 libvips upsizes with a bicubic interpolator whatever the kernel, and half an output
                 pixel off the centre-aligned grid of its own downsizing, so it scores 2-4 dB lower.
-  <model>       each registered model through origin.superres.Upscaler (tiles and all); x4 also
+  <model>       each registered model through origin.superres.runtime.Upscaler (tiles and all); x4 also
                 as x2 twice when an x2 model exists, to show which is better.
 
 Speed: 1000x750 -> 2000x1500 (and -> 4000x3000 for x4), p50 of --runs runs after a warm-up, with
@@ -43,9 +43,9 @@ import pyvips
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from origin.resample import resize_exact  # noqa: E402
-from origin.superres import ModelSpec, Upscaler, available_models  # noqa: E402
-from origin.superres.registry import BUILTIN_DIR  # noqa: E402
+from origin.imaging.resample import resize_exact  # noqa: E402
+from origin.superres.registry import BUILTIN_DIR, ModelSpec, available_models  # noqa: E402
+from origin.superres.runtime import Upscaler  # noqa: E402
 
 BASELINES = ("lanczos3", "pipeline", "vips-resize")
 SHARED_PHOTOS = REPO.parent / "shared" / "corpus" / "photos"

@@ -1,7 +1,8 @@
 """Per-request bookkeeping as ASGI middleware: request ids, JSON-lines access logs, request metrics.
 
-It sits outside the app, so it sees every response (errors included) and reads what it logs
-from the response headers the app already sets (Cache-Status, Server-Timing, Content-Type).
+It sits outside the app, so it sees every response (errors included). What a rendition request
+did (cache result, render time) it reads from the structured outcome the endpoint leaves in the
+request's state (`request.state.outcome`, an edge.renditions.Outcome), not from header strings.
 """
 
 from __future__ import annotations
@@ -16,27 +17,24 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.metrics import Metrics
+from edge.renditions import Outcome
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_TIMING = re.compile(r"(\w+);dur=([0-9.]+)")
 
 
-def cache_outcome(status: int, cache_status: str) -> str:
+def cache_outcome(status: int, outcome: Outcome | None) -> str:
     """hit / miss / collapsed for renditions, revalidated for 304, none for everything else."""
     if status == 304:
         return "revalidated"
-    if not cache_status:
-        return "none"
-    if "; hit" in cache_status:
-        return "hit"
-    return "collapsed" if "collapsed" in cache_status else "miss"
+    return outcome.cache if outcome is not None else "none"
 
 
 def access_record(
     scope: Scope, status: int, headers: dict[str, str], body_bytes: int, seconds: float, request_id: str
 ) -> dict[str, Any]:
     query = scope.get("query_string", b"").decode("latin-1")
-    timings = {name: float(ms) for name, ms in _TIMING.findall(headers.get("server-timing", ""))}
+    outcome = scope.get("state", {}).get("outcome")
+    render = outcome.timings.get("render") if outcome is not None else None
     content_type = headers.get("content-type", "")
     client = scope.get("client") or ("", 0)
     return {
@@ -48,8 +46,8 @@ def access_record(
         "status": status,
         "bytes": body_bytes,
         "format": content_type.removeprefix("image/") if content_type.startswith("image/") else None,
-        "cache": cache_outcome(status, headers.get("cache-status", "")),
-        "render_ms": timings.get("render"),
+        "cache": cache_outcome(status, outcome),
+        "render_ms": round(render * 1000, 1) if render is not None else None,
         "duration_ms": round(seconds * 1000, 2),
     }
 
@@ -69,6 +67,7 @@ class AccessLog:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         state: dict[str, Any] = {"status": 500, "headers": {}, "bytes": 0}
+        scope.setdefault("state", {})  # request.state: where the endpoint leaves its outcome
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

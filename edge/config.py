@@ -4,11 +4,14 @@ Every field can be set in the file (`[section] name = value`) or the environment
 (`EDGE_SECTION_NAME`, e.g. `EDGE_LIMITS_MAX_MASTER_PIXELS=20000000`); a few common ones have short
 names too (`EDGE_KEYS`, `EDGE_MASTERS`, `EDGE_HOST`, `EDGE_PORT`). Everything is validated at
 start-up; a bad value stops the server with a message that names it.
+
+Each section is the settings class of the package it configures, and validates itself in
+`__post_init__` with a ValueError that starts with the field's name; this module only reads the
+sources, composes the sections, and checks what involves more than one of them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from edge.signing import SigningKey, parse_keys
-from origin.encode import EncodeSettings
-from origin.http_masters import AllowEntry, HttpSettings
-from origin.limits import FAIL_ON, Limits
-from origin.s3 import S3Settings, split_s3_url
+from origin.core.formats import EncodeSettings, FormatSettings
+from origin.core.limits import Limits
+from origin.masters.http import HttpSettings
+from origin.masters.s3 import S3Settings, split_s3_url
+from origin.superres.policy import SuperResSettings
+from rules.settings import RulesSettings
+from sitemaps.settings import SitemapsSettings
 
 DEMO_MASTERS = Path(__file__).parent / "demo" / "masters"
-BUNDLED_RULES = Path(__file__).parent.parent / "rules" / "examples"
 # A development key, printed in a warning whenever it is used. Never for production.
 DEV_KEYS = "dev:edge-image-cdn-development-key-NOT-SECRET"
-FORMATS = ("avif", "webp", "jpeg", "png", "gif")
 
 SHORT_ENV = {
     "EDGE_KEYS": ("signing", "keys"),
@@ -52,6 +56,20 @@ class ServerConfig:
     retry_after_s: int = 2
     access_log: bool = True  # one JSON line per request on stderr
 
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.port <= 65535, f"port must be 1..65535, got {self.port}"),
+            (self.render_workers >= 0, "render_workers must be 0 (auto) or more"),
+            (self.queue_limit >= 0, "queue_limit must be 0 or more"),
+            (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
+        ]
+        _check(checks)
+        if self.masters.startswith("s3://"):
+            try:
+                split_s3_url(self.masters)
+            except ValueError as e:
+                raise ValueError(f"masters: {e}") from None
+
 
 @dataclass(frozen=True)
 class SigningConfig:
@@ -66,54 +84,21 @@ class CacheConfig:
     disk_mb: int = 4096
     s3_url: str = ""  # s3://bucket/prefix: a rendition tier shared by every replica (behind disk)
 
-
-@dataclass(frozen=True)
-class RulesConfig:
-    dir: str = ""  # directory of *.yaml breakpoint rules; empty: the bundled examples
-    # Closed world: only renditions some rule declares are rendered, so a leaked key cannot be
-    # used to ask for arbitrary sizes.
-    closed_world: bool = False
-    preview: bool = False  # the /preview page for frontend developers
-
-
-@dataclass(frozen=True)
-class SuperResConfig:
-    enabled: bool = True  # use a model when one is installed (the project ships one)
-    min_dpr: float = 2.0  # only requests at this DPR or above get invented detail
-    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
-    # The longest a request waits for a model. A slower run (typical on CPU-only hosts) answers at
-    # once with Lanczos, privately cached, and runs the model in the background.
-    budget_s: float = 1.0
-    concurrency: int = 1  # model runs at once: one device
-    queue_limit: int = 16
-    timeout_s: float = 120.0
-    threads: int = 0  # onnxruntime threads per run; 0: one per core
-    use_cuda: bool = True  # when onnxruntime-gpu and a GPU are present
-    # Extra models (built by `edge models add`), besides the bundled ones: a registry.json there
-    # is loaded when it exists. Relative to the working directory, like cache.disk_dir.
-    models_dir: str = "var/models"
-    intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
-
-
-@dataclass(frozen=True)
-class SitemapsConfig:
-    dir: str = "var/sitemaps"  # built sitemaps, served at /sitemaps/
+    def __post_init__(self) -> None:
+        _check([(self.memory_mb >= 0 and self.disk_mb >= 0, "memory_mb and disk_mb must be 0 or more")])
+        if self.s3_url:
+            try:
+                split_s3_url(self.s3_url)
+            except ValueError as e:
+                raise ValueError(f"s3_url: {e}") from None
 
 
 @dataclass(frozen=True)
 class AdminConfig:
     token: str = ""  # bearer token for /admin/*; empty disables the admin endpoints
 
-
-@dataclass(frozen=True)
-class FormatConfig:
-    preference: tuple[str, ...] = ("avif", "webp", "jpeg")
-    avif_quality: int = 50
-    webp_quality: int = 80
-    jpeg_quality: int = 80
-
-    def qualities(self) -> dict[str, int]:
-        return {"avif": self.avif_quality, "webp": self.webp_quality, "jpeg": self.jpeg_quality}
+    def __post_init__(self) -> None:
+        _check([(not self.token or len(self.token) >= 16, "token must be at least 16 characters")])
 
 
 @dataclass(frozen=True)
@@ -122,18 +107,18 @@ class Config:
     signing: SigningConfig = field(default_factory=SigningConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     limits: Limits = field(default_factory=Limits)
-    formats: FormatConfig = field(default_factory=FormatConfig)
+    formats: FormatSettings = field(default_factory=FormatSettings)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     admin: AdminConfig = field(default_factory=AdminConfig)
     http: HttpSettings = field(default_factory=HttpSettings)  # masters given as absolute URLs
-    rules: RulesConfig = field(default_factory=RulesConfig)
-    sitemaps: SitemapsConfig = field(default_factory=SitemapsConfig)
-    superres: SuperResConfig = field(default_factory=SuperResConfig)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    sitemaps: SitemapsSettings = field(default_factory=SitemapsSettings)
+    superres: SuperResSettings = field(default_factory=SuperResSettings)
 
     @property
     def rules_dir(self) -> Path:
-        return Path(self.rules.dir) if self.rules.dir else BUNDLED_RULES
+        return self.rules.path
 
     @property
     def masters_in_s3(self) -> bool:
@@ -149,6 +134,12 @@ class Config:
 
     def signing_keys(self) -> list[SigningKey]:
         return parse_keys(self.signing.keys or DEV_KEYS)
+
+
+def _check(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
 
 
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -186,7 +177,10 @@ def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
         if name not in known:
             raise ConfigError(f"{where}.{name}: unknown setting (known: {', '.join(sorted(known))})")
         changes[name] = _convert(value, getattr(section, name), f"{where}.{name}")
-    return replace(section, **changes)
+    try:
+        return replace(section, **changes)
+    except ValueError as e:  # the section's own validation: the message starts with the field
+        raise ConfigError(f"{where}.{e}") from None
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -230,55 +224,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 
 def validate(config: Config) -> None:
-    s, lim, fm = config.server, config.limits, config.formats
-    checks = [
-        (1 <= s.port <= 65535, f"server.port must be 1..65535, got {s.port}"),
-        (s.render_workers >= 0, "server.render_workers must be 0 (auto) or more"),
-        (s.queue_limit >= 0, "server.queue_limit must be 0 or more"),
-        (s.render_timeout_s > 0, "server.render_timeout_s must be more than 0"),
-        (
-            config.masters_in_s3 or config.masters_dir.is_dir(),
-            f"server.masters: {config.masters_dir} is not a directory",
-        ),
-        (lim.fail_on in FAIL_ON, f"limits.fail_on must be one of {', '.join(FAIL_ON)}, got {lim.fail_on!r}"),
-        (lim.max_master_pixels > 0 and lim.max_output_pixels > 0, "limits: pixel limits must be positive"),
-        (64 <= lim.max_output_side <= 16384, "limits.max_output_side must be 64..16384"),
-        (
-            fm.preference and all(f in ("avif", "webp", "jpeg") for f in fm.preference),
-            f"formats.preference must list avif, webp and/or jpeg, got {list(fm.preference)}",
-        ),
-        (all(1 <= q <= 100 for q in fm.qualities().values()), "formats.*_quality must be 1..100"),
-        (0 <= config.encode.avif_effort <= 9, "encode.avif_effort must be 0..9"),
-        (config.superres.min_dpr >= 1 and config.superres.min_factor >= 1, "superres: min_dpr, min_factor >= 1"),
-        (
-            config.superres.concurrency >= 1 and config.superres.budget_s >= 0,
-            "superres: concurrency >= 1, budget_s >= 0",
-        ),
-        (0 <= config.encode.webp_effort <= 6, "encode.webp_effort must be 0..6"),
-        (config.cache.memory_mb >= 0 and config.cache.disk_mb >= 0, "cache sizes must be 0 or more"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+    """What no section can check alone (each validated itself when it was made)."""
+    if not config.masters_in_s3 and not config.masters_dir.is_dir():
+        raise ConfigError(f"server.masters: {config.masters_dir} is not a directory")
     try:
         config.signing_keys()
     except ValueError as e:
         raise ConfigError(f"signing.keys (EDGE_KEYS): {e}") from None
-    for name, url in (("server.masters", config.server.masters), ("cache.s3_url", config.cache.s3_url)):
-        if url.startswith("s3://") or (name == "cache.s3_url" and url):
-            try:
-                split_s3_url(url)
-            except ValueError as e:
-                raise ConfigError(f"{name}: {e}") from None
-    for entry in config.http.allow:
-        try:
-            AllowEntry.parse(entry)
-        except ValueError as e:
-            raise ConfigError(f"http.allow: {e}") from None
-    for network in config.http.allow_networks:
-        try:
-            ipaddress.ip_network(network)
-        except ValueError:
-            raise ConfigError(f"http.allow_networks: {network!r} is not a network like 10.0.0.0/8") from None
-    if config.admin.token and len(config.admin.token) < 16:
-        raise ConfigError("admin.token must be at least 16 characters")

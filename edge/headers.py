@@ -1,21 +1,17 @@
-"""Validators and caching headers for renditions (pure functions)."""
+"""Validators and caching headers for renditions (pure functions): the one place where structured
+outcomes (cache lookups, timings) are spelled as header values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import Enum
+
+from edge.caches.tiered import TierLookup
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 UNVERSIONED = "public, max-age=300, stale-while-revalidate=86400"
 STALE_VERSION = "public, max-age=60"
 NO_STORE = "no-store"
-
-CONTENT_TYPES = {
-    "avif": "image/avif",
-    "webp": "image/webp",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-}
 
 
 class VersionState(Enum):
@@ -50,3 +46,17 @@ def if_none_match(header: str | None, etag: str) -> bool:
         return True
     opaque = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == opaque for tag in header.split(","))
+
+
+def cache_status(lookups: Iterable[TierLookup], *, stored: bool = False, collapsed: bool = False) -> str:
+    """RFC 9211 Cache-Status: one member per tier asked, the origin side first."""
+    members = []
+    for lookup in reversed(list(lookups)):
+        member = f"{lookup.tier}; hit" if lookup.hit else f"{lookup.tier}; fwd=miss" + ("; stored" if stored else "")
+        members.append(member + ("; collapsed" if collapsed else ""))
+    return ", ".join(members)
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """Server-Timing from seconds per phase: `fetch;dur=0.3, render;dur=24.1, encode;dur=61.7` (ms)."""
+    return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings.items())

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODERN = ("avif", "webp")  # formats a client must name to get
-ALPHA_CAPABLE = ("avif", "webp", "png", "gif")
-ANIMATION_CAPABLE = ("webp", "gif")
+from origin.core.formats import FORMATS, NAMED, fallback, keeps
 
 
 @dataclass(frozen=True)
@@ -61,18 +59,14 @@ def negotiate_format(
     ranges = parse_accept(accept)
 
     def takes(fmt: str) -> bool:
-        return names_format(ranges, fmt) if fmt in MODERN else True
+        return names_format(ranges, fmt) if FORMATS[fmt].named else True
 
-    if animated:
-        candidates, fallback = [f for f in preference if f in ANIMATION_CAPABLE], "gif"
-    elif has_alpha:
-        candidates, fallback = [f for f in preference if f in ALPHA_CAPABLE], "png"
-    else:
-        candidates, fallback = list(preference), "jpeg"
-    return next((f for f in candidates if takes(f)), fallback)
+    candidates = [f for f in preference if keeps(f, alpha=has_alpha, animated=animated)]
+    return next((f for f in candidates if takes(f)), fallback(alpha=has_alpha, animated=animated))
 
 
 def accept_bucket(accept: str | None) -> str:
-    """The cache-relevant class of an Accept header: 'avif', 'webp' or 'other' (for CDN keys)."""
+    """The cache-relevant class of an Accept header, a key of ACCEPT_BUCKETS: 'avif', 'webp' or
+    'other' (for CDN cache keys; origin.core.formats says what each bucket's Accept is)."""
     ranges = parse_accept(accept)
-    return next((f for f in MODERN if names_format(ranges, f)), "other")
+    return next((f for f in NAMED if names_format(ranges, f)), "other")

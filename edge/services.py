@@ -1,26 +1,40 @@
-"""The parts a server is made of, built once from the configuration and passed to every handler."""
+"""The composition root: the one place that builds stores, cache tiers, pools, the upscaler, the
+renderer and the rules, from the configuration. Handlers and CLI commands get what they need
+from a `Services` (or from the builders here); nothing else constructs these parts."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.caches import DiskTier, MemoryTier, Tier, TieredCache
+from edge.caches.disk import DiskTier
+from edge.caches.memory import MemoryTier
+from edge.caches.s3 import S3Tier
+from edge.caches.tiered import Tier, TieredCache
 from edge.config import Config, ConfigError
 from edge.metrics import Metrics
-from edge.render_pool import RenderPool, default_workers
-from edge.renditions import RenditionService, SuperResSupport
-from edge.s3_cache import S3Tier
+from edge.renditions import RenditionService
 from edge.signing import Signer
-from edge.stores import master_store
-from origin.intermediates import IntermediateCache
-from origin.masters import MasterStore
-from origin.plan import SuperResPolicy
-from origin.superres import Upscaler, available_models
-from origin.versions import MasterIndex
+from origin.core.concurrency import cpu_count
+from origin.core.master import MasterRecord
+from origin.imaging.intermediates import IntermediateCache
+from origin.masters.http import HttpMasterStore
+from origin.masters.index import MasterIndex
+from origin.masters.local import LocalMasterStore
+from origin.masters.routed import RoutedStore
+from origin.masters.s3 import S3MasterStore
+from origin.masters.store import MasterStore
+from origin.pool import RenderPool
+from origin.render import Renderer, SuperRes
+from origin.superres.policy import SuperResPolicy
+from origin.superres.registry import available_models
+from origin.superres.runtime import Upscaler
+from rules.closed_world import ClosedWorld
 from rules.loader import RulesInvalid, load_rules
 from rules.model import RuleSet
+from rules.srcset import Capacity
 
 log = logging.getLogger("edge")
 
@@ -31,51 +45,80 @@ class Services:
     signer: Signer
     masters: MasterIndex
     renditions: RenditionService
-    pool: RenderPool
     store: MasterStore
-    tiers: list[Tier]
+    cache: TieredCache
     metrics: Metrics
     rules: RuleSet
+    capacity: Capacity  # what the renderer will make: srcset, warm and closed world plan with it
+    closed_world: ClosedWorld
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.cache.close()
+        self.renditions.renderer.shutdown()
 
 
 def build_services(config: Config, store: MasterStore | None = None) -> Services:
     store = store or master_store(config)
-    tiers: list[Tier] = []
-    if config.cache.memory_mb:
-        tiers.append(MemoryTier(config.cache.memory_mb * 1024 * 1024))
-    if config.cache.disk_mb:
-        tiers.append(DiskTier(config.cache.disk_dir, config.cache.disk_mb * 1024 * 1024))
-    if config.cache.s3_url:
-        tiers.append(S3Tier(config.cache.s3_url, config.s3))
+    cache = TieredCache(cache_tiers(config))
     s = config.server
-    pool = RenderPool(s.render_workers or default_workers(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    pool = RenderPool(s.render_workers or cpu_count(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
     metrics = Metrics()
     metrics.track_queue(lambda: pool.pending)
-    sr = config.superres
     ruleset = load_rule_set(config)
     upscaler = make_upscaler(config)
-    renditions = RenditionService(
-        store,
-        TieredCache(tiers),
-        pool,
-        config.limits,
-        config.encode,
-        config.formats.qualities(),
-        metrics,
-        superres=SuperResSupport(
-            upscaler=upscaler,
-            policy=SuperResPolicy(sr.enabled, sr.min_dpr, sr.min_factor),
-            pool=RenderPool(sr.concurrency, sr.queue_limit, sr.timeout_s, s.retry_after_s),
-            intermediates=IntermediateCache(sr.intermediate_mb * 1024 * 1024),
-            budget_s=sr.budget_s,
-            allowed=lambda path: all(rule.enhance != "never" for rule in ruleset.rules_for(path)),
+    sr = config.superres
+    policy = SuperResPolicy(sr, available=upscaler is not None)
+    superres = (
+        SuperRes(
+            upscaler,
+            RenderPool(sr.concurrency, sr.queue_limit, sr.timeout_s, s.retry_after_s),
+            IntermediateCache(sr.intermediate_mb * 1024 * 1024),
         )
         if upscaler is not None
-        else None,
+        else None
     )
-    index = MasterIndex(store, config.limits)
-    signer = Signer(config.signing_keys())
-    return Services(config, signer, index, renditions, pool, store, tiers, metrics, ruleset)
+    renderer = Renderer(
+        store, config.limits, config.formats, config.encode, pool, policy, superres, ruleset.enhance_for
+    )
+    capacity = capacity_of(config, policy)
+    return Services(
+        config=config,
+        signer=Signer(config.signing_keys()),
+        masters=MasterIndex(store, config.limits),
+        renditions=RenditionService(renderer, cache, metrics),
+        store=store,
+        cache=cache,
+        metrics=metrics,
+        rules=ruleset,
+        capacity=capacity,
+        closed_world=ClosedWorld(ruleset, capacity),
+    )
+
+
+def master_store(config: Config) -> MasterStore:
+    """A directory or s3://bucket/prefix, plus allowlisted http(s) URLs when `http.allow` names any."""
+    primary: MasterStore
+    if config.masters_in_s3:
+        primary = S3MasterStore(config.server.masters, config.s3, config.limits.max_master_bytes)
+    else:
+        primary = LocalMasterStore(config.masters_dir)
+    if config.http.allow:  # absolute URLs as master paths, from the allowlist only
+        return RoutedStore(primary, HttpMasterStore(config.http, config.limits.max_master_bytes))
+    return primary
+
+
+def cache_tiers(config: Config, *, shared_only: bool = False) -> list[Tier]:
+    """The rendition tiers, nearest first; `shared_only` leaves out this process's memory."""
+    c = config.cache
+    tiers: list[Tier] = []
+    if c.memory_mb and not shared_only:
+        tiers.append(MemoryTier(c.memory_mb * 1024 * 1024))
+    if c.disk_mb:
+        tiers.append(DiskTier(c.disk_dir, c.disk_mb * 1024 * 1024))
+    if c.s3_url:
+        tiers.append(S3Tier(c.s3_url, config.s3))
+    return tiers
 
 
 def make_upscaler(config: Config) -> Upscaler | None:
@@ -87,7 +130,21 @@ def make_upscaler(config: Config) -> Upscaler | None:
     if not models:
         log.warning("super-resolution: no model installed; upscaling with Lanczos")
         return None
-    return Upscaler(models, threads=sr.threads or None, use_cuda=sr.use_cuda)
+    upscaler = Upscaler(models, threads=sr.threads or None, use_cuda=sr.use_cuda)
+    # Where onnxruntime lists CUDA, find out now whether a session gets it: the models picked (and
+    # so the rendition keys that name them) must not change after the first request.
+    upscaler.settle_device()
+    return upscaler
+
+
+def capacity_of(config: Config, policy: SuperResPolicy | None = None) -> Capacity:
+    """What this configuration renders. Without a policy (CLI commands that plan markup but load no
+    model), super-resolution counts as available when it is enabled and a model is installed."""
+    if policy is None:
+        sr = config.superres
+        installed = sr.enabled and bool(available_models([Path(sr.models_dir)] if sr.models_dir else []))
+        policy = SuperResPolicy(sr, available=installed)
+    return Capacity(config.limits, policy)
 
 
 def load_rule_set(config: Config) -> RuleSet:
@@ -97,3 +154,16 @@ def load_rule_set(config: Config) -> RuleSet:
     except RulesInvalid as invalid:
         listing = "\n  ".join(str(e) for e in invalid.errors)
         raise ConfigError(f"rules in {config.rules_dir} are invalid:\n  {listing}") from None
+
+
+def lookup_master(config: Config, path: str) -> MasterRecord:
+    """One master's record through the configured store (for CLI commands; raises Problem)."""
+
+    async def lookup() -> MasterRecord:
+        store = master_store(config)
+        try:
+            return await MasterIndex(store, config.limits).lookup(path)
+        finally:
+            await store.close()
+
+    return asyncio.run(lookup())

@@ -11,17 +11,12 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from edge.options import (
-    RenditionOptions,
-    canonical_path,
-    canonical_query,
-    canonical_url,
-    raw_canonical_url,
-    signature_of,
-)
-from edge.problems import Problem
+from edge.urls import canonical_path, canonical_url, raw_canonical_url, signature_of
+from origin.core.errors import Problem
+from origin.core.request import RenditionOptions, canonical_query
 
 MAC_BYTES = 16
 
@@ -75,6 +70,11 @@ class Signer:
         """Raise a 403 Problem unless `signature` is valid for these options and not expired."""
         self._check(canonical_url(master_path, opts), opts.kid, signature)
         check_expiry(opts, now)
+
+    def url_signer(self, base_url: str = "") -> Callable[[str, RenditionOptions], str]:
+        """A `sign(path, options)` that returns `{base_url}/img/...?...&s=...` (for markup, warm, sitemaps)."""
+        base = base_url.rstrip("/")
+        return lambda path, opts: base + self.sign_url(path, opts)
 
     def verify_unparsed(self, master_path: str, query: str) -> bool:
         """Whether a query whose options failed to parse still carries a valid signature."""

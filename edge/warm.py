@@ -17,13 +17,11 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from edge.options import RenditionOptions
-from origin.versions import MasterRecord
+from origin.core.formats import ACCEPT_BUCKETS
+from origin.core.master import MasterRecord
+from origin.core.request import RenditionOptions
 from rules.model import RuleSet
-from rules.srcset import plan
-
-# One Accept header per bucket the origin distinguishes (see edge.negotiation.accept_bucket).
-BUCKET_ACCEPTS = ("image/avif,image/webp,*/*", "image/webp,*/*", "*/*")
+from rules.srcset import Capacity, plan
 
 
 @dataclass(frozen=True)
@@ -33,16 +31,17 @@ class WarmRequest:
 
 
 def warm_requests(
-    ruleset: RuleSet, record: MasterRecord, sign: Callable[[str, RenditionOptions], str]
+    ruleset: RuleSet, record: MasterRecord, sign: Callable[[str, RenditionOptions], str], capacity: Capacity
 ) -> list[WarmRequest]:
-    """Every URL the rules' markup can contain for this master, with the Accept headers to send."""
+    """Every URL the rules' markup can contain for this master, with the Accept headers to send:
+    negotiated URLs once per Accept bucket the origin distinguishes."""
     seen: set[tuple[str, str]] = set()
     out = []
     for rule in ruleset.rules_for(record.info.path):
-        for source in plan(rule, record.header).all_sources:
+        for source in plan(rule, record.header, capacity).all_sources:
             for candidate in source.candidates:
                 url = sign(record.info.path, replace(candidate.options, v=record.short_version))
-                accepts = BUCKET_ACCEPTS if candidate.options.fm == "auto" else ("*/*",)
+                accepts = tuple(ACCEPT_BUCKETS.values()) if candidate.options.fm == "auto" else ("*/*",)
                 for accept in accepts:
                     if (url, accept) not in seen:
                         seen.add((url, accept))

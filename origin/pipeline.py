@@ -8,39 +8,25 @@ damaged master raises instead of coming out grey.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyvips
 
-from edge.problems import Problem
-from origin.encode import EncodeSettings, encode
-from origin.intermediates import IntermediateCache
-from origin.metadata import keep_rights_only
+from origin.core.concurrency import CancelToken
+from origin.core.errors import Cancelled, Problem
+from origin.core.formats import EncodeSettings
+from origin.core.rendition import Rendition
+from origin.imaging.encode import encode
+from origin.imaging.intermediates import IntermediateCache
+from origin.imaging.metadata import keep_rights_only
+from origin.imaging.probe import first_line
+from origin.imaging.resample import resize_exact
 from origin.plan import Plan
-from origin.probe import first_line
-from origin.resample import resize_exact
-from origin.superres import UpscaleCancelled, Upscaler
+from origin.superres.runtime import Upscaler
 
-
-class Cancelled(Exception):
-    """The render was stopped from outside (its time budget ran out)."""
-
-
-@dataclass
-class CancelToken:
-    """Set from the event loop; checked by libvips' progress callback on its worker threads."""
-
-    _event: threading.Event = field(default_factory=threading.Event)
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
+Timings = dict[str, float]  # seconds per phase: render (decode + resize), encode
 
 
 @dataclass(frozen=True)
@@ -62,16 +48,6 @@ class RenderState:
     keep: str = "none"  # which metadata blocks the saver writes (see origin.metadata)
     upscale: str = "none"  # what made missing pixels: none, lanczos, or model@version
     timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    format: str
-    width: int
-    height: int
-    upscale: str
-    timings: dict[str, float]  # seconds per phase: render (decode + resize), encode
 
 
 def load(data: bytes, plan: Plan) -> pyvips.Image:
@@ -122,13 +98,9 @@ def super_resolve(state: RenderState) -> RenderState:
     upscaled = tools.intermediates.get(key) if tools.intermediates else None
     if upscaled is None:
         token = state.token
-        try:
-            upscaled = upscaler.upscale(
-                region.copy_memory(), plan.superres_scale, cancelled=(lambda: token.cancelled) if token else None
-            )
-        except UpscaleCancelled:
-            raise Cancelled() from None
-        upscaled = upscaled.copy_memory()
+        upscaled = upscaler.upscale(
+            region.copy_memory(), plan.superres_scale, cancelled=(lambda: token.cancelled) if token else None
+        ).copy_memory()
         if tools.intermediates:
             tools.intermediates.put(key, upscaled)
     state.image = smart_crop(resize_exact(upscaled, plan.resize_w, plan.resize_h), plan)
@@ -206,7 +178,7 @@ def render(
     tools: RenderTools | EncodeSettings,
     token: CancelToken | None = None,
     source_id: str = "",
-) -> Rendered:
+) -> tuple[Rendition, Timings]:
     """Run the whole pipeline on a master's bytes. Raises Problem (415 for damaged data) or Cancelled.
 
     Cancellation stops decoding and resizing between tiles. An encode already under way runs to
@@ -230,8 +202,8 @@ def render(
         raise Cancelled()
     started = time.perf_counter()
     try:
-        body = encode(state.image, plan, tools.encode, state.keep)
+        body = encode(state.image, plan.format, plan.quality, tools.encode, state.keep)
     except pyvips.Error as e:
         raise Problem(422, f"rendition could not be encoded as {plan.format}: {first_line(e)}") from None
     state.timings["encode"] = time.perf_counter() - started
-    return Rendered(body, plan.format, plan.target_w, plan.target_h, state.upscale, state.timings)
+    return Rendition(body, plan.format, plan.target_w, plan.target_h, state.upscale), state.timings

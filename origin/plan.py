@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from edge.options import RenditionOptions
-from edge.problems import Problem
-from origin.limits import Limits
-from origin.probe import MasterHeader
-
-DEFAULT_QUALITY = {"avif": 50, "webp": 80, "jpeg": 80, "png": 100, "gif": 100}
+from origin.core.formats import FORMATS, FormatSettings
+from origin.core.limits import Limits, check_output, clip_crop, device_size
+from origin.core.master import MasterHeader
+from origin.core.request import Crop, RenditionOptions
+from origin.superres.policy import SuperResPolicy
 
 # Where the kept window sits along each axis for a compass gravity (0 = start, 1 = end).
 COMPASS = {
@@ -33,27 +32,10 @@ COMPASS = {
 
 
 @dataclass(frozen=True)
-class SuperResPolicy:
-    """When a model may invent the pixels a high-DPR request needs (else Lanczos3)."""
-
-    enabled: bool = True
-    min_dpr: float = 2.0  # only for requests at this DPR or above
-    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
-
-
-@dataclass(frozen=True)
-class Box:
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-@dataclass(frozen=True)
 class Plan:
     load_w: int  # size `thumbnail` makes of the whole (oriented) master: never above its size
     load_h: int
-    region: Box | None  # part of the loaded image to keep; None keeps it all
+    region: Crop | None  # part of the loaded image to keep; None keeps it all
     resize_w: int  # size the region is resized to (equal to the region's size: no resize)
     resize_h: int
     smart_crop: bool  # then crop to the target by libvips' attention measure
@@ -75,34 +57,7 @@ class Plan:
         return "lanczos" if self.resize_w > region_w or self.resize_h > region_h else "none"
 
 
-def _source_box(opts: RenditionOptions, header: MasterHeader) -> Box:
-    if opts.crop is None:
-        return Box(0, 0, header.width, header.height)
-    c = opts.crop
-    x0, y0 = min(c.x, header.width), min(c.y, header.height)
-    x1, y1 = min(c.x + c.w, header.width), min(c.y + c.h, header.height)
-    if x1 <= x0 or y1 <= y0:
-        raise Problem(
-            400,
-            f"crop {c} lies outside the {header.width}x{header.height} master",
-            {"option": "crop"},
-        )
-    return Box(x0, y0, x1 - x0, y1 - y0)
-
-
-def _device_size(opts: RenditionOptions, limits: Limits) -> tuple[float | None, float | None]:
-    """CSS size x dpr, scaled down as a whole when a side is over the output limit."""
-    dw = opts.w * opts.dpr if opts.w else None
-    dh = opts.h * opts.dpr if opts.h else None
-    longest = max(dw or 0, dh or 0)
-    if longest > limits.max_output_side:
-        f = limits.max_output_side / longest
-        dw = dw * f if dw else None
-        dh = dh * f if dh else None
-    return dw, dh
-
-
-def _window(box: Box, ww: float, wh: float, opts: RenditionOptions) -> tuple[float, float, float, float]:
+def _window(box: Crop, ww: float, wh: float, opts: RenditionOptions) -> tuple[float, float, float, float]:
     """Place a ww x wh window inside box by gravity (compass point or focal point)."""
     if opts.g == "focal":
         cx, cy = box.x + (opts.fx or 0.5) * box.w, box.y + (opts.fy or 0.5) * box.h
@@ -117,24 +72,21 @@ def _px(value: float) -> int:
     return max(1, round(value))
 
 
-def superres_scale(opts: RenditionOptions, factor: float, policy: SuperResPolicy | None) -> int:
-    """2 or 4 when a model should make the missing pixels, 0 for Lanczos (or no enlargement)."""
-    if policy is None or not policy.enabled or opts.dpr < policy.min_dpr or factor <= policy.min_factor:
-        return 0
-    return 2 if factor <= 2 else 4
-
-
 def plan_rendition(
     opts: RenditionOptions,
     header: MasterHeader,
     fmt: str,
     limits: Limits,
-    quality: dict[str, int] | None = None,
+    formats: FormatSettings | None = None,
     superres: SuperResPolicy | None = None,
+    enhance: str = "auto",
 ) -> Plan:
-    box = _source_box(opts, header)
-    dw, dh = _device_size(opts, limits)
-    animated = header.animated and fmt in ("webp", "gif")
+    """What the pipeline will do for these options on this master, in format `fmt`. Raises a 400
+    Problem for a crop outside the master, a 422 for an output over the pixel limit. `superres`
+    None (or inactive) enlarges with Lanczos only; `enhance` is what the master's rules say."""
+    box = clip_crop(opts.crop, header.width, header.height)
+    dw, dh = device_size(opts.w, opts.h, opts.dpr, limits)
+    animated = header.animated and FORMATS[fmt].animation
     gravity_smart = opts.g == "smart" and not animated  # one crop for all frames, not one each
     smart = False
 
@@ -164,11 +116,7 @@ def plan_rendition(
                 out_w, out_h = _px(dw), _px(dh)
 
     target_w, target_h = (_px(dw), _px(dh)) if smart else (out_w, out_h)  # type: ignore[arg-type]
-    if target_w * target_h > limits.max_output_pixels:
-        raise Problem(
-            422,
-            f"output would be {target_w}x{target_h}, over the limit of {limits.max_output_pixels / 1e6:g} MP",
-        )
+    check_output(target_w, target_h, limits)
 
     # Shrinking happens while loading; enlarging (never done by the load) happens after the crop.
     lsx, lsy = min(sx, 1.0), min(sy, 1.0)
@@ -179,9 +127,9 @@ def plan_rendition(
         rw, rh = min(out_w, load_w), min(out_h, load_h)  # exact: no resampling after the load
     rx = min(max(0, math.floor(wx * lsx + 1e-6)), load_w - rw)
     ry = min(max(0, math.floor(wy * lsy + 1e-6)), load_h - rh)
-    region = None if (rx, ry, rw, rh) == (0, 0, load_w, load_h) else Box(rx, ry, rw, rh)
+    region = None if (rx, ry, rw, rh) == (0, 0, load_w, load_h) else Crop(rx, ry, rw, rh)
 
-    q = opts.q or (quality or DEFAULT_QUALITY).get(fmt, DEFAULT_QUALITY.get(fmt, 80))
+    q = opts.q or (formats or FormatSettings()).quality(fmt)
     enlarge = max(out_w / rw, out_h / rh)  # how many times the region's pixels per side
     return Plan(
         load_w=load_w,
@@ -195,8 +143,8 @@ def plan_rendition(
         format=fmt,
         quality=q,
         animated=animated,
-        flatten=header.has_alpha and fmt == "jpeg",
+        flatten=header.has_alpha and not FORMATS[fmt].alpha,
         fail_on=limits.fail_on,
         to_srgb=header.has_profile,
-        superres_scale=0 if animated else superres_scale(opts, enlarge, superres),
+        superres_scale=0 if animated or superres is None else superres.scale(opts.dpr, enlarge, enhance),
     )

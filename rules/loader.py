@@ -27,31 +27,28 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from edge.options import FITS as URL_FITS
-from edge.options import GRAVITIES as URL_GRAVITIES
-from edge.options import Crop
+from origin.core.formats import FALLBACKS, FORMATS
+from origin.core.request import FITS as URL_FITS
+from origin.core.request import GRAVITIES as URL_GRAVITIES
+from origin.core.request import Crop
+from origin.superres.policy import ENHANCE
+from rules.globs import GlobError, compile_glob
+from rules.lengths import CssLength, LengthError
 from rules.model import (
     BASE,
     DEFAULT_BREAKPOINTS,
     DEFAULT_DPRS,
     DEFAULT_FORMATS,
-    ENHANCE,
-    FALLBACK_FORMATS,
     FITS,
-    FORMATS,
     GRAVITIES,
     ArtDirection,
     Breakpoint,
-    CssLength,
     Framing,
-    GlobError,
-    LengthError,
     Location,
     Rule,
     RuleSet,
     Settings,
     Slot,
-    compile_glob,
 )
 
 TOP_KEYS = ("breakpoints", "settings", "rules")
@@ -76,7 +73,6 @@ REQUIRED_RULE_KEYS = {
 }
 FRAMING_KEYS = ("aspect", "fit", "gravity", "focal", "crop")
 SETTING_KEYS = tuple(f.name for f in fields(Settings))
-DEFAULT_QUALITY = dict(DEFAULT_FORMATS) | {"png": None, "gif": None}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BREAKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 ASPECT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(?:[:/]\s*([0-9]+(?:\.[0-9]+)?))?\s*")
@@ -624,25 +620,26 @@ class _File:
             return DEFAULT_FORMATS
         seen: set[str] = set()
         for sub, name_node, q_node in entries:
-            fmt = self.choice(name_node, sub, FORMATS)
+            fmt = self.choice(name_node, sub, tuple(FORMATS))
             if fmt is None:
                 continue
             if fmt in seen:
                 self.error(name_node, sub, f"{fmt} is listed twice")
                 continue
             seen.add(fmt)
-            quality = DEFAULT_QUALITY[fmt]
+            row = FORMATS[fmt]
+            quality = row.default_quality if row.lossy else None
             if q_node is not None and q_node.tag != YAML_NULL:
-                if fmt in ("png", "gif"):
+                if not row.lossy:
                     self.error(q_node, sub, f"{fmt} is lossless: it takes no quality (write {fmt}: null)")
                     continue
                 quality = self.integer(q_node, sub, 1, 100, "a quality 1..100")
                 if quality is None:
                     continue
             formats.append((fmt, quality or 0))
-        if formats and formats[-1][0] not in FALLBACK_FORMATS:
+        if formats and formats[-1][0] not in FALLBACKS:
             sub, last, _ = entries[-1]
-            choices = ", ".join(FALLBACK_FORMATS)
+            choices = ", ".join(FALLBACKS)
             self.error(
                 last,
                 sub,

@@ -1,9 +1,10 @@
 """Markup from a rule and a master: `<img>`, `<picture>`, preload hints, `Link` headers, JSON. Pure.
 
-`build_markup(rule, master_path, header, version, sign)` plans the renditions (rules.srcset), signs
-every URL with the `sign(path, options)` callable (`url_signer` makes one from a Signer and a base
-URL) and returns a `Markup` that renders itself in each form. Every URL carries the master's
-version (`v=`), so the markup may be cached as long as the master does not change.
+`build_markup(rule, master_path, header, version, sign, capacity)` plans the renditions
+(rules.srcset), signs every URL with the `sign(path, options)` callable (edge's
+`Signer.url_signer` makes one for a base URL) and returns a `Markup` that renders itself in each
+form. Every URL carries the master's version (`v=`), so the markup may be cached as long as the
+master does not change.
 
 - `<img>`: one srcset in the negotiated format (`fm=auto`: the server picks AVIF/WebP/JPEG from
   `Accept` and answers `Vary: Accept`); the rule's per-format qualities need an explicit format,
@@ -33,25 +34,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from edge.options import RenditionOptions
-from edge.signing import Signer
-from origin.probe import MasterHeader
+from origin.core.master import MasterHeader
+from origin.core.request import RenditionOptions
 from rules.model import Rule
-from rules.srcset import SourcePlan, plan
+from rules.srcset import Capacity, SourcePlan, plan
 
 Sign = Callable[[str, RenditionOptions], str]
 Target = Literal["img", "picture"]
 ALT_PLACEHOLDER = "TODO: describe this image"
 
 
-def url_signer(signer: Signer, base_url: str = "") -> Sign:
-    """A `sign(path, options)` that returns `{base_url}/img/...?...&s=...`."""
-    base = base_url.rstrip("/")
-    return lambda path, opts: base + signer.sign_url(path, opts)
-
-
 @dataclass(frozen=True)
-class Candidate:
+class SignedCandidate:
     url: str
     width: int
     height: int
@@ -69,7 +63,7 @@ class SourceSet:
     width: int
     height: int
     src: str
-    candidates: tuple[Candidate, ...]
+    candidates: tuple[SignedCandidate, ...]
 
     @property
     def srcset(self) -> str:
@@ -224,11 +218,18 @@ class Markup:
 
 
 def build_markup(
-    rule: Rule, master_path: str, header: MasterHeader, version: str, sign: Sign, *, alt: str = ALT_PLACEHOLDER
+    rule: Rule,
+    master_path: str,
+    header: MasterHeader,
+    version: str,
+    sign: Sign,
+    capacity: Capacity,
+    *,
+    alt: str = ALT_PLACEHOLDER,
 ) -> Markup:
     """All markup for one rule and one master. Raises a 400 Problem only if the rule's crop lies
     outside this master; check `rule.matches(master_path)` before calling."""
-    p = plan(rule, header)
+    p = plan(rule, header, capacity)
 
     def signed(source: SourcePlan) -> SourceSet:
         def url(opts: RenditionOptions) -> str:
@@ -243,7 +244,7 @@ def build_markup(
             width=source.width,
             height=source.height,
             src=url(source.fallback.options),
-            candidates=tuple(Candidate(url(c.options), c.width, c.height) for c in source.candidates),
+            candidates=tuple(SignedCandidate(url(c.options), c.width, c.height) for c in source.candidates),
         )
 
     return Markup(

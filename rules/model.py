@@ -15,281 +15,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
-from cachetools import LRUCache
-
-from edge.options import Crop, RenditionOptions, canonical_query, validate
-from edge.problems import Problem
-
-if TYPE_CHECKING:
-    from origin.probe import MasterHeader
+from origin.core.errors import Problem
+from origin.core.formats import FORMATS
+from origin.core.request import COMPASS_GRAVITIES, Crop, RenditionOptions
+from rules.globs import compile_glob
+from rules.lengths import CssLength
 
 DEFAULT_BREAKPOINTS = (("sm", 640), ("md", 768), ("lg", 1024), ("xl", 1280), ("2xl", 1536))
 BASE = "default"  # the slot / framing below the smallest breakpoint named in a rule
-FORMATS = ("avif", "webp", "jpeg", "png", "gif")
-FALLBACK_FORMATS = ("jpeg", "png", "gif")  # every browser shows these: the <img> of a <picture>
-DEFAULT_FORMATS = (("avif", 50), ("webp", 80), ("jpeg", 80))
+# Every format negotiation may choose, preferred first, with its default quality.
+DEFAULT_FORMATS = tuple((f.name, f.default_quality) for f in FORMATS.values() if f.lossy)
 DEFAULT_DPRS = (1.0, 2.0, 3.0)
 FITS = ("cover", "fill")  # the two fits whose output has exactly the box's aspect: no layout shift
-GRAVITIES = ("center", "n", "s", "e", "w", "ne", "nw", "se", "sw", "smart")
-ENHANCE = ("auto", "never")
-# Font-relative lengths in `sizes` use the initial font size.
-FONT_PX = 16.0
-
-
-# --- CSS lengths -------------------------------------------------------------------------------
-
-
-class LengthError(ValueError):
-    pass
-
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>[0-9]*\.?[0-9]+)(?P<unit>px|vw|rem|em)?|(?P<fn>calc|min|max|clamp)\(|(?P<op>[-+*/(),]))"
-)
-_UNITS = {"px": (1.0, 0.0), "em": (FONT_PX, 0.0), "rem": (FONT_PX, 0.0), "vw": (0.0, 0.01)}
-
-
-def _tokens(text: str) -> list[tuple[str, str, str]]:
-    out, pos = [], 0
-    while pos < len(text):
-        if text[pos:].isspace():
-            break
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise LengthError(f"unexpected {text[pos:].strip()[:12]!r}")
-        if m.group("num") is not None:
-            out.append(("num", m.group("num"), m.group("unit") or ""))
-        elif m.group("fn"):
-            out.append(("fn", m.group("fn"), ""))
-        else:
-            out.append(("op", m.group("op"), ""))
-        pos = m.end()
-    return out
-
-
-class _Parser:
-    """Recursive descent over calc()/min()/max()/clamp() with px, vw, em and rem.
-
-    Nodes are tuples: ("len", px, vw_fraction) for a length, ("num", n) for a plain number,
-    (op, a, b) for + - * /, and ("min"|"max", args...), ("clamp", lo, v, hi).
-    """
-
-    def __init__(self, text: str):
-        self.toks = _tokens(text)
-        self.i = 0
-
-    def peek(self) -> tuple[str, str, str] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self, kind: str, value: str | None = None) -> tuple[str, str, str]:
-        tok = self.peek()
-        if tok is None or tok[0] != kind or (value is not None and tok[1] != value):
-            raise LengthError(f"expected {value or kind}")
-        self.i += 1
-        return tok
-
-    def top(self) -> tuple:
-        tok = self.peek()
-        if tok is None:
-            raise LengthError("empty")
-        node = self.function() if tok[0] == "fn" else self.dimension()
-        if self.peek() is not None:
-            raise LengthError("arithmetic needs calc()")
-        return node
-
-    def dimension(self) -> tuple:
-        _, num, unit = self.take("num")
-        if not unit:
-            if float(num) != 0:
-                raise LengthError("a length needs a unit")
-            return ("len", 0.0, 0.0)
-        px, vw = _UNITS[unit]
-        return ("len", float(num) * px, float(num) * vw)
-
-    def function(self) -> tuple:
-        _, name, _ = self.take("fn")
-        args = [self.sum()]
-        while self.peek() == ("op", ",", ""):
-            self.i += 1
-            args.append(self.sum())
-        self.take("op", ")")
-        if name == "calc" and len(args) == 1:
-            return args[0]
-        if name in ("min", "max") and args:
-            return (name, *args)
-        if name == "clamp" and len(args) == 3:
-            return ("clamp", *args)
-        raise LengthError(f"wrong number of arguments to {name}()")
-
-    def sum(self) -> tuple:
-        node = self.product()
-        while (tok := self.peek()) and tok[0] == "op" and tok[1] in "+-":
-            self.i += 1
-            node = (tok[1], node, self.product())
-        return node
-
-    def product(self) -> tuple:
-        node = self.atom()
-        while (tok := self.peek()) and tok[0] == "op" and tok[1] in "*/":
-            self.i += 1
-            node = (tok[1], node, self.atom())
-        return node
-
-    def atom(self) -> tuple:
-        tok = self.peek()
-        if tok is None:
-            raise LengthError("unexpected end")
-        if tok[0] == "fn":
-            return self.function()
-        if tok == ("op", "(", ""):
-            self.i += 1
-            node = self.sum()
-            self.take("op", ")")
-            return node
-        if tok[0] == "num" and not tok[2]:
-            self.i += 1
-            return ("num", float(tok[1]))
-        return self.dimension()
-
-
-def _evaluate(node: tuple, viewport: float) -> tuple[float, bool]:
-    """(value, is_length) of a node at a viewport width; LengthError on a type error."""
-    kind = node[0]
-    if kind == "len":
-        return node[1] + node[2] * viewport, True
-    if kind == "num":
-        return node[1], False
-    if kind in "+-":
-        (a, la), (b, lb) = _evaluate(node[1], viewport), _evaluate(node[2], viewport)
-        if la != lb:
-            raise LengthError(f"cannot {'add' if kind == '+' else 'subtract'} a number and a length")
-        return (a + b if kind == "+" else a - b), la
-    if kind == "*":
-        (a, la), (b, lb) = _evaluate(node[1], viewport), _evaluate(node[2], viewport)
-        if la and lb:
-            raise LengthError("cannot multiply two lengths")
-        return a * b, la or lb
-    if kind == "/":
-        (a, la), (b, lb) = _evaluate(node[1], viewport), _evaluate(node[2], viewport)
-        if lb:
-            raise LengthError("cannot divide by a length")
-        if b == 0:
-            raise LengthError("division by zero")
-        return a / b, la
-    values = [_evaluate(arg, viewport) for arg in node[1:]]
-    if not all(is_len for _, is_len in values):
-        raise LengthError(f"every argument of {kind}() must be a length")
-    nums = [v for v, _ in values]
-    if kind == "min":
-        return min(nums), True
-    if kind == "max":
-        return max(nums), True
-    lo, v, hi = nums
-    return max(lo, min(v, hi)), True
-
-
-@dataclass(frozen=True)
-class CssLength:
-    """A `sizes` slot width: `100vw`, `320px`, `20rem`, `calc((100vw - 4rem) / 3)`, `min(100vw, 1200px)`."""
-
-    text: str
-    tree: tuple = field(repr=False, compare=False)
-
-    @classmethod
-    def parse(cls, text: str) -> CssLength:
-        """Parse a length, or raise LengthError saying what is wrong."""
-        normal = " ".join(text.split())
-        tree = _Parser(normal).top()
-        value, is_length = _evaluate(tree, 1000.0)
-        if not is_length:
-            raise LengthError("the result is a number, not a length")
-        return cls(normal, tree)
-
-    def px(self, viewport: float) -> float:
-        """The slot width in CSS pixels at this viewport width."""
-        return _evaluate(self.tree, viewport)[0]
-
-    def __str__(self) -> str:
-        return self.text
-
-
-# --- globs -------------------------------------------------------------------------------------
-
-
-class GlobError(ValueError):
-    pass
-
-
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A master-path glob: `*` and `?` within one path segment, `**` for any number of segments,
-    `[abc]` / `[!abc]` classes and `{jpg,png}` alternatives. Paths are relative, with `/`."""
-    if not pattern:
-        raise GlobError("empty pattern")
-    if pattern.startswith("/"):
-        raise GlobError("master paths are relative: drop the leading '/'")
-    if "\\" in pattern:
-        raise GlobError("use '/' between folders, not '\\'")
-    segments = pattern.split("/")
-    if any(s in ("", ".", "..") for s in segments):
-        raise GlobError("empty, '.' or '..' path segment")
-    parts: list[str] = []
-    offset = 0  # of the segment in the pattern, for positions in messages
-    for n, seg in enumerate(segments):
-        last = n == len(segments) - 1
-        offset += len(segments[n - 1]) + 1 if n else 0
-        if seg == "**":
-            parts.append(".*" if last else "(?:[^/]+/)*")
-            continue
-        if "**" in seg:
-            raise GlobError("'**' must be a whole path segment, as in 'photos/**/*.jpg'")
-        parts.append(_segment_regex(seg, offset) + ("" if last else "/"))
-    return re.compile("".join(parts))
-
-
-def _segment_regex(seg: str, offset: int) -> str:
-    out, i, in_braces = [], 0, False
-    while i < len(seg):
-        c = seg[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = seg.find("]", i + 2 if seg[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if end < 0:
-                raise GlobError(f"'[' at position {offset + i + 1} is never closed")
-            body = seg[i + 1 : end]
-            negate = body.startswith("!")
-            body = body[1:] if negate else body
-            if not body:
-                raise GlobError("empty character class '[]'")
-            out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\").replace("^", "\\^") + "]")
-            i = end
-        elif c == "]":
-            raise GlobError(f"']' at position {offset + i + 1} has no '['")
-        elif c == "{":
-            if in_braces:
-                raise GlobError("'{...}' alternatives cannot be nested")
-            in_braces = True
-            out.append("(?:")
-        elif c == "}":
-            if not in_braces:
-                raise GlobError(f"'}}' at position {offset + i + 1} has no '{{'")
-            in_braces = False
-            out.append(")")
-        elif c == "," and in_braces:
-            out.append("|")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    if in_braces:
-        raise GlobError("'{' is never closed")
-    return "".join(out)
-
-
-# --- the model ---------------------------------------------------------------------------------
+GRAVITIES = (*COMPASS_GRAVITIES, "smart")
 
 
 @dataclass(frozen=True)
@@ -392,10 +131,6 @@ class RuleSet:
     rules: tuple[Rule, ...] = ()
     settings: Settings = Settings()
     files: tuple[str, ...] = ()
-    # (rule name, master header) -> the canonical keys of every rendition the rule declares for it.
-    _declared: LRUCache[tuple[str, MasterHeader], frozenset[str]] = field(
-        default_factory=lambda: LRUCache(10_000), init=False, repr=False, compare=False
-    )
 
     def rule(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
@@ -422,27 +157,6 @@ class RuleSet:
             )
         return rule
 
-    def allows(self, master_path: str, opts: RenditionOptions, header: MasterHeader) -> bool:
-        """Closed-world mode: whether some rule matching this master declares exactly this rendition.
-
-        Renditions compare by their canonical rendering options (`w`, `h`, `fit`, `g`, `fx`, `fy`,
-        `crop`, `q`, `fm`, `dpr`); `v`, `exp` and `kid` are ignored. The master's header is needed
-        because the largest candidate of a rule is capped at what this master can give. Answers
-        are remembered per rule and master header, so a request pays for one set lookup.
-        """
-        from rules.srcset import declared_renditions
-
-        wanted = rendition_key(opts)
-        for rule in self.rules_for(master_path):
-            key = (rule.name, header)
-            declared = self._declared.get(key)
-            if declared is None:
-                declared = self._declared[key] = declared_renditions(rule, header)
-            if wanted in declared:
-                return True
-        return False
-
-
-def rendition_key(opts: RenditionOptions) -> str:
-    """The canonical rendering part of options: equal keys mean the same pixels."""
-    return canonical_query(validate(opts), rendering_only=True)
+    def enhance_for(self, master_path: str) -> str:
+        """ "never" when a rule covering this master forbids super-resolution, else "auto"."""
+        return "never" if any(r.enhance == "never" for r in self.rules_for(master_path)) else "auto"

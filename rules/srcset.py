@@ -9,9 +9,14 @@ Candidate widths: for each slot (the image's CSS width from a breakpoint up), it
 breakpoint of the viewport range where it applies and at both ends, times each DPR (DPRs above 2
 only on viewports up to
 `settings.high_dpr_max_viewport`), rounded up; then capped at what the master can give (its width,
-or the width its crop/aspect leaves, doubled when super-resolution may enlarge it, `enhance: auto`),
-deduplicated, and merged: a candidate within `settings.merge_step` (10 %) of the next larger kept
-one is dropped, because the larger one serves it at most that much heavier.
+or the width its crop/aspect leaves, times the policy's width factor where a model may enlarge it),
+and at the largest output the server's limits allow, deduplicated, and merged: a candidate within
+`settings.merge_step` (10 %) of the next larger kept one is dropped, because the larger one serves
+it at most that much heavier.
+
+Sizes come from origin.core.limits and the enlargement from origin.superres.policy, both with the
+server's configured values (a `Capacity`), so every URL planned here is one the renderer makes at
+exactly the width it is described with.
 """
 
 from __future__ import annotations
@@ -21,16 +26,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from edge.options import MAX_SIZE, RenditionOptions
-from edge.problems import Problem
-from origin.limits import Limits
-from origin.probe import MasterHeader
-from rules.model import Framing, Rule, Settings, Slot, rendition_key
+from origin.core.formats import FORMATS, fallback, keeps
+from origin.core.limits import Limits, clip_crop, largest_width, output_height
+from origin.core.master import MasterHeader
+from origin.core.request import RenditionOptions
+from origin.superres.policy import SuperResPolicy
+from rules.model import Framing, Rule, Settings, Slot
 
-ENHANCE_FACTOR = 2  # how much wider than the master super-resolution may make a rendition
-MAX_PIXELS = Limits().max_output_pixels
-MIME = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
-LOSSY = ("avif", "webp", "jpeg")
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the server renders: its output limits, and how far a model may enlarge a master."""
+
+    limits: Limits
+    superres: SuperResPolicy
 
 
 # --- widths ------------------------------------------------------------------------------------
@@ -97,40 +106,22 @@ def candidate_widths(
     return merge((min(w, cap) for w in widths), settings.merge_step)
 
 
-def source_box(framing: Framing, header: MasterHeader) -> tuple[int, int]:
-    """Width and height of the part of the master a framing starts from (its crop, clipped)."""
-    if framing.crop is None:
-        return header.width, header.height
-    c = framing.crop
-    w = min(c.x + c.w, header.width) - min(c.x, header.width)
-    h = min(c.y + c.h, header.height) - min(c.y, header.height)
-    if w <= 0 or h <= 0:
-        raise Problem(400, f"crop {c} lies outside the {header.width}x{header.height} master", {"option": "crop"})
-    return w, h
-
-
 def output_aspect(framing: Framing, header: MasterHeader) -> Fraction:
     """Width / height of every rendition of this framing: the rule's aspect, else the source's."""
     if framing.aspect is not None:
         return framing.aspect
-    w, h = source_box(framing, header)
-    return Fraction(w, h)
+    box = clip_crop(framing.crop, header.width, header.height)
+    return Fraction(box.w, box.h)
 
 
-def width_cap(framing: Framing, header: MasterHeader, enhance: str, settings: Settings) -> int:
-    """The widest candidate: what the master gives at this aspect (x2 with super-resolution),
-    within `settings.max_width` and the server's output limits."""
-    box_w, box_h = source_box(framing, header)
+def width_cap(framing: Framing, header: MasterHeader, enhance: str, settings: Settings, capacity: Capacity) -> int:
+    """The widest candidate: what the master gives at this aspect (times the policy's width factor
+    where a model may make the pixels), within `settings.max_width` and the server's output limits."""
+    box = clip_crop(framing.crop, header.width, header.height)
     aspect = output_aspect(framing, header)
-    real = min(box_w, math.floor(box_h * aspect)) if framing.aspect is not None else box_w
-    cap = real * (ENHANCE_FACTOR if enhance == "auto" else 1)
-    limit = min(settings.max_width, MAX_SIZE, math.floor(MAX_SIZE * aspect), math.isqrt(int(MAX_PIXELS * aspect)))
-    return max(1, min(cap, limit))
-
-
-def height_for(width: int, aspect: Fraction) -> int:
-    """The height the server makes for this width (it rounds the same way)."""
-    return max(1, round(width / aspect))
+    real = min(box.w, math.floor(box.h * aspect)) if framing.aspect is not None else box.w
+    cap = real * capacity.superres.width_factor(enhance)
+    return max(1, min(cap, settings.max_width, largest_width(aspect, capacity.limits)))
 
 
 # --- sizes -------------------------------------------------------------------------------------
@@ -161,7 +152,7 @@ def media_query(lo: int, until: int | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class PlannedCandidate:
     width: int  # device pixels: the `w` descriptor
     height: int
     options: RenditionOptions  # without `v`: the markup adds the version when it signs
@@ -174,10 +165,10 @@ class SourcePlan:
     format: str  # "auto" (negotiated from Accept) or an explicit format in every URL
     min_viewport: int  # from this breakpoint up (0: from the smallest screen)
     until: int | None  # the next art-direction breakpoint, where this range stops (None: no end)
-    candidates: tuple[Candidate, ...]  # ascending
+    candidates: tuple[PlannedCandidate, ...]  # ascending
     width: int  # the `width`/`height` attributes: the slot's widest CSS size, at the output aspect
     height: int
-    fallback: Candidate  # the `src`: the smallest candidate at least `width` wide
+    fallback: PlannedCandidate  # the `src`: the smallest candidate at least `width` wide
 
     @property
     def media(self) -> str | None:
@@ -191,7 +182,9 @@ class SourcePlan:
 
     @property
     def mime(self) -> str | None:
-        return MIME.get(self.format)
+        """For `<source type>`; None for a negotiated srcset (fm=auto)."""
+        row = FORMATS.get(self.format)
+        return row.mime if row else None
 
 
 @dataclass(frozen=True)
@@ -210,18 +203,16 @@ class RulePlan:
 def picture_formats(rule: Rule, header: MasterHeader) -> tuple[list[tuple[str, int]], tuple[str, int]]:
     """The rule's formats for this master: (source formats, fallback format) with qualities.
 
-    Alpha never goes into JPEG (PNG instead); an animation keeps moving (no AVIF, which the server
-    makes still, and GIF rather than a still fallback).
+    Alpha never goes into the fallback JPEG (PNG instead); an animation keeps moving (no source in
+    a format the server makes still, such as AVIF, and GIF rather than a still fallback).
     """
     formats = list(rule.formats)
-    fallback = formats.pop()
+    last = formats.pop()
     if header.animated:
-        formats = [f for f in formats if f[0] != "avif"]
-        if fallback[0] != "gif":
-            fallback = ("gif", 0)
-    elif header.has_alpha and fallback[0] == "jpeg":
-        fallback = ("png", 0)
-    return formats, fallback
+        formats = [f for f in formats if FORMATS[f[0]].animation]
+    if not keeps(last[0], alpha=header.has_alpha, animated=header.animated):
+        last = (fallback(alpha=header.has_alpha, animated=header.animated), 0)
+    return formats, last
 
 
 @dataclass(frozen=True)
@@ -236,11 +227,13 @@ class _Range:
     width: int  # the slot's widest CSS size (capped at the largest candidate)
 
 
-def _range(rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: int | None) -> _Range:
+def _range(
+    rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: int | None, capacity: Capacity
+) -> _Range:
     settings = rule.settings
     a = max(lo, settings.min_viewport)
     b = max(a, settings.max_viewport if until is None else min(until, settings.max_viewport))
-    cap = width_cap(framing, header, rule.enhance, settings)
+    cap = width_cap(framing, header, rule.enhance, settings, capacity)
     widths = candidate_widths(rule.sizes, rule.dprs, rule.breakpoints, a, b, settings, cap)
     widest_css = max(slot.length.px(v) for slot, x, y in slot_ranges(rule.sizes, a, b) for v in (x, y))
     width = max(1, min(math.ceil(widest_css - 1e-6), widths[-1]))
@@ -248,38 +241,29 @@ def _range(rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: i
 
 
 def _source(r: _Range, fmt: str, quality: int | None) -> SourcePlan:
-    q = quality if fmt in LOSSY else None
+    q = quality if fmt in FORMATS and FORMATS[fmt].lossy else None
     candidates = []
     for w in r.widths:
-        h = height_for(w, r.aspect)
+        h = output_height(w, r.aspect)
         opts = r.framing.rendition(w, h if r.framing.aspect is not None else None)
-        candidates.append(Candidate(w, h, replace(opts, fm=fmt, q=q)))
-    fallback = next((c for c in candidates if c.width >= r.width), candidates[-1])
-    return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, height_for(r.width, r.aspect), fallback)
+        candidates.append(PlannedCandidate(w, h, replace(opts, fm=fmt, q=q)))
+    src = next((c for c in candidates if c.width >= r.width), candidates[-1])
+    return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, output_height(r.width, r.aspect), src)
 
 
-def plan(rule: Rule, header: MasterHeader) -> RulePlan:
+def plan(rule: Rule, header: MasterHeader, capacity: Capacity) -> RulePlan:
     """Every srcset the rule's markup needs for this master. Raises a 400 Problem only when the
     rule crops a region that lies outside this master."""
-    img = _source(_range(rule, rule.framing, header, 0, None), "auto", None)
-    formats, (fallback, fallback_q) = picture_formats(rule, header)
+    img = _source(_range(rule, rule.framing, header, 0, None, capacity), "auto", None)
+    formats, (last, last_q) = picture_formats(rule, header)
     # One range per framing: the rule's own below the first art-direction breakpoint, then each
     # art direction up to the next. Sources go widest range first: the first match wins.
     bounds = [0, *(a.min_width for a in rule.art), None]
     framings = [rule.framing, *(a.framing for a in rule.art)]
-    ranges = [_range(rule, f, header, bounds[i], bounds[i + 1]) for i, f in enumerate(framings)]  # type: ignore[arg-type]
+    ranges = [_range(rule, f, header, bounds[i], bounds[i + 1], capacity) for i, f in enumerate(framings)]  # type: ignore[arg-type]
     sources: list[SourcePlan] = []
     for r in reversed(ranges[1:]):
-        sources += [_source(r, fmt, q) for fmt, q in [*formats, (fallback, fallback_q)]]
+        sources += [_source(r, fmt, q) for fmt, q in [*formats, (last, last_q)]]
     sources += [_source(ranges[0], fmt, q) for fmt, q in formats]
-    picture_img = _source(ranges[0], fallback, fallback_q)
+    picture_img = _source(ranges[0], last, last_q)
     return RulePlan(rule, sizes_attribute(rule.sizes), img, tuple(sources), picture_img)
-
-
-def declared_renditions(rule: Rule, header: MasterHeader) -> frozenset[str]:
-    """The canonical rendering keys of every URL the rule's markup can contain for this master."""
-    try:
-        rule_plan = plan(rule, header)
-    except Problem:
-        return frozenset()
-    return frozenset(rendition_key(c.options) for s in rule_plan.all_sources for c in s.candidates)

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from origin.masters import is_safe_relative
+from origin.core.paths import is_safe_relative
 
 MAX_URL_CHARS = 2047  # the sitemap protocol: a <loc> is "less than 2,048 characters"
 CSV_COLUMNS = ("page", "master", "rule")

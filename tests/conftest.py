@@ -1,99 +1,17 @@
-"""Shared fixtures: the test corpus, a known signing key, and a real server on a free port."""
+"""Fixtures only (helpers live in tests/support): a real server shared by a session, its client,
+and a small HTTP origin for masters."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from edge.options import RenditionOptions
-from edge.signing import Signer, parse_keys
-
-CORPUS = Path(__file__).parent / "corpus"
-TEST_KEYS = "k1:test-secret-number-one-0123456789,k0:test-secret-number-zero-0123456789"
-AVIF_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
-WEBP_ACCEPT = "image/webp,*/*"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    base: str
-    masters: Path
-    cache_dir: Path
-    process: subprocess.Popen[bytes]
-    signer: Signer
-    log_path: Path
-
-    def url(self, path: str, **options: object) -> str:
-        """A signed URL for `path` (options as in the grammar: w=, h=, fm=, v=...)."""
-        return self.base + self.signer.sign_url(path, RenditionOptions(**options))  # type: ignore[arg-type]
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(timeout=30, **kwargs)  # type: ignore[arg-type]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_server(
-    tmp: Path, env_extra: dict[str, str] | None = None, masters: Path | None = None, cache_dir: Path | None = None
-) -> Server:
-    if masters is None:
-        masters = tmp / "masters"
-        shutil.copytree(CORPUS, masters, ignore=shutil.ignore_patterns("*.py", "*.md", "licenses"))
-    cache_dir = cache_dir or tmp / "cache"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
-    # Only the bundled models unless a test adds some: not whatever `edge models add` put in var/models.
-    env.update({"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(cache_dir), "EDGE_SUPERRES_MODELS_DIR": ""})
-    env.update(env_extra or {})
-    log_path = tmp / f"server-{port}.log"
-    log = open(log_path, "wb")
-    # A store named in the environment (EDGE_MASTERS=s3://...) must not be overridden by --masters.
-    where = [] if "EDGE_MASTERS" in env else ["--masters", str(masters)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", *where, "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("server did not start:\n" + log_path.read_text())
-        time.sleep(0.1)
-    return Server(base, masters, cache_dir, process, Signer(parse_keys(TEST_KEYS)), log_path)
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+from tests.support.http import Pictures
+from tests.support.server import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +25,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def http(server: Server) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def pictures() -> Iterator[str]:
+    """An allowlisted-able HTTP origin for masters (tests.support.http.Pictures) on loopback."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pictures)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()

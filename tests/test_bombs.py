@@ -24,13 +24,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_hostile import assert_problem
 
-from conftest import CORPUS, Server, start_server, stop_server
-from edge.problems import Problem
-from origin.limits import Limits
-from origin.probe import probe
-from test_observability import scrape
+from origin.core.errors import Problem
+from origin.core.limits import Limits
+from origin.imaging.probe import probe
+from tests.support.corpus import CORPUS
+from tests.support.http import assert_problem
+from tests.support.metrics import scrape
+from tests.support.server import Server, start_server, stop_server
 
 REFUSAL_BUDGET_S = 0.100
 RSS_JUMP_LIMIT = 24 * 1024 * 1024  # the 900 MP bombs would need 0.1-2.7 GB decoded; files are < 3 MB
@@ -241,8 +242,8 @@ def test_an_enabled_svg_fetches_nothing_and_reads_no_local_file(tmp_path: Path):
     listener below sees no connection, and the red PNG on disk does not show up in the output."""
     import socket
 
-    from edge.options import RenditionOptions
-    from origin.encode import EncodeSettings
+    from origin.core.formats import EncodeSettings
+    from origin.core.request import RenditionOptions
     from origin.pipeline import render
     from origin.plan import plan_rendition
 
@@ -263,7 +264,7 @@ def test_an_enabled_svg_fetches_nothing_and_reads_no_local_file(tmp_path: Path):
     ).encode()
     limits = Limits(allow_svg=True)
     plan = plan_rendition(RenditionOptions(w=64, fm="png"), probe(svg, limits), "png", limits)
-    out = render(svg, plan, EncodeSettings())
+    out, _ = render(svg, plan, EncodeSettings())
     try:
         with pytest.raises(TimeoutError):
             listener.accept()
@@ -275,7 +276,7 @@ def test_an_enabled_svg_fetches_nothing_and_reads_no_local_file(tmp_path: Path):
     assert image.width == 64 and image.colourspace("srgb")[1].min() > 200  # no red anywhere: all white
     # The check can see red: the same picture embedded in the SVG itself (data:) is drawn.
     embedded = svg.replace(f"file://{red}".encode(), b"data:image/png;base64," + base64.b64encode(red.read_bytes()))
-    drawn = pyvips.Image.new_from_buffer(render(embedded, plan, EncodeSettings()).body, "")
+    drawn = pyvips.Image.new_from_buffer(render(embedded, plan, EncodeSettings())[0].body, "")
     assert drawn.colourspace("srgb")[1].min() < 50
 
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from conftest import Server, start_server, stop_server
 from edge.config import DEMO_MASTERS
+from tests.support.server import Server, start_server, stop_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge.caches import DiskTier, MemoryTier, Rendition, TieredCache, decode_entry, encode_entry
+from edge.caches.disk import DiskTier
+from edge.caches.entry import decode_entry, encode_entry
+from edge.caches.memory import MemoryTier
+from edge.caches.tiered import TieredCache
+from edge.headers import cache_status
+from origin.core.rendition import Rendition
 
 R = Rendition(b"x" * 1000, "jpeg", 10, 10)
 
@@ -66,7 +71,9 @@ def test_tiers_promote_hits_and_report_cache_status(tmp_path: Path):
     memory, disk = MemoryTier(10**6), DiskTier(tmp_path, 10**6)
     cache = TieredCache([memory, disk])
     run(disk.put("k1", R))
-    rendition, statuses = run(cache.get("k1"))
-    assert rendition == R and statuses == ["edge-disk; hit", "edge-memory; fwd=miss"]
+    found = run(cache.get("k1"))
+    assert found.rendition == R and cache_status(found.lookups) == "edge-disk; hit, edge-memory; fwd=miss"
     assert run(memory.get("k1")) == R
-    assert run(cache.get("nope"))[1] == ["edge-disk; fwd=miss", "edge-memory; fwd=miss"]
+    missed = run(cache.get("nope")).lookups
+    assert cache_status(missed, stored=True) == "edge-disk; fwd=miss; stored, edge-memory; fwd=miss; stored"
+    assert cache_status(missed, collapsed=True) == "edge-disk; fwd=miss; collapsed, edge-memory; fwd=miss; collapsed"

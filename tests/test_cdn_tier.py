@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AVIF_ACCEPT, Server, free_port
-from imagecheck import sniff
-from test_observability import scrape, value
+from tests.support.corpus import AVIF_ACCEPT
+from tests.support.images import sniff
+from tests.support.metrics import scrape, value
+from tests.support.server import Server, free_port
 
 CONFIG = Path(__file__).parent.parent / "deploy" / "nginx" / "edge-cache.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

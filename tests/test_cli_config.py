@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CORPUS, TEST_KEYS, Server
 from edge.config import ConfigError, load_config
-from origin.versions import version_hash
+from origin.masters.index import version_hash
+from tests.support.corpus import CORPUS, TEST_KEYS
+from tests.support.server import Server
 
 
 def edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

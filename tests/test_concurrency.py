@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AVIF_ACCEPT, Server, start_server, stop_server
+from tests.support.corpus import AVIF_ACCEPT
+from tests.support.server import Server, start_server, stop_server
 
 SLOW = "avif_2560x1600.avif"  # AVIF in and out at 2000 px: hundreds of ms per render here
 

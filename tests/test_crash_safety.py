@@ -28,11 +28,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import CORPUS, Server, start_server, stop_server
-from edge.caches import decode_entry
-from edge.options import RenditionOptions
-from edge.renditions import master_id
-from imagecheck import decode
+from edge.caches.entry import decode_entry
+from origin.core.keys import master_id
+from origin.core.request import RenditionOptions
+from tests.support.corpus import CORPUS
+from tests.support.images import decode
+from tests.support.server import Server, start_server, stop_server
 
 CYCLES = int(os.environ.get("EDGE_CRASH_CYCLES", "16"))
 # Small renders (tens of ms) and large PNGs (a few MB written to the cache) of small masters.

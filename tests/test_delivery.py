@@ -6,9 +6,10 @@ import time
 
 import httpx
 
-from conftest import AVIF_ACCEPT, WEBP_ACCEPT, Server
-from imagecheck import decode, frames, sniff
-from origin.versions import version_hash
+from origin.masters.index import version_hash
+from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
+from tests.support.images import decode, frames, sniff
+from tests.support.server import Server
 
 PHOTO = "flower_640x427.jpg"
 

@@ -23,41 +23,27 @@ import os
 import random
 import string
 import struct
-import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import httpcore
 import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
-from test_hostile import BOMBS, BROKEN
-from test_http_masters import Pictures
 
-from conftest import CORPUS, TEST_KEYS, Server, start_server, stop_server
 from edge.headers import if_none_match, strong_etag
 from edge.negotiation import accept_bucket, negotiate_format, parse_accept
-from edge.options import (
-    FITS,
-    FORMATS,
-    GRAVITIES,
-    PARSERS,
-    Crop,
-    RenditionOptions,
-    canonical_path,
-    canonical_query,
-    canonical_url,
-    parse_query,
-    raw_canonical_url,
-)
-from edge.problems import Problem
 from edge.signing import Signer, mac, parse_keys
-from imagecheck import sniff
-from origin.versions import version_hash
+from edge.urls import canonical_path, canonical_url, parse_query, raw_canonical_url
+from origin.core.errors import Problem
+from origin.core.request import FITS, FORMATS, GRAVITIES, OPTIONS, Crop, RenditionOptions, canonical_query
+from origin.masters.index import version_hash
+from tests.support.corpus import BOMBS, BROKEN, CORPUS, TEST_KEYS
+from tests.support.http import Answer, RawClient
+from tests.support.images import sniff
+from tests.support.server import Server, start_server, stop_server
 
 LONG = os.environ.get("EDGE_FUZZ_LONG", "") not in ("", "0")
 SEED = int(os.environ.get("EDGE_FUZZ_SEED", "20261123"))
@@ -89,7 +75,7 @@ IN_PROCESS = settings(max_examples=N_IN_PROCESS, deadline=None, suppress_health_
 
 # ---- in process: the URL parser ----------------------------------------------------------------------
 
-OPTION_NAMES = sorted(PARSERS) + ["s", "S", "width", "w ", " w", "%77", "", "w%00", "fm[]", "__proto__"]
+OPTION_NAMES = sorted(OPTIONS) + ["s", "S", "width", "w ", " w", "%77", "", "w%00", "fm[]", "__proto__"]
 ODD_VALUES = [
     "", "0", "1", "8192", "8193", "-1", "+1", "01", "1.5", "1.00", "1.005", "4.001", "nan", "inf", "-0",
     "1e3", "0x10", "\uff11\uff12", "\u0661", "cover", "focal", "auto", "avif", "AVIF", "1,2,3,4", "0,0,0,0",
@@ -202,44 +188,6 @@ def test_if_none_match_never_fails_and_matches_only_the_tag(header: str):
 
 
 # ---- the real server -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class RawClient:
-    """httpx's own transport (httpcore), so that request targets go out byte for byte: httpx's URL
-    model would normalise away the dot segments and odd escapes being fuzzed."""
-
-    def __init__(self, base: str):
-        host, port = base.removeprefix("http://").split(":")
-        self.host, self.port = host.encode(), int(port)
-        self.pool = httpcore.ConnectionPool(max_connections=4, retries=0)
-        self.sent = 0
-
-    def send(self, method: str, target: str, headers: list[tuple[str, str]] | None = None) -> Answer:
-        url = httpcore.URL(scheme=b"http", host=self.host, port=self.port, target=target.encode("ascii"))
-        wire = [(b"Host", b"127.0.0.1")] + [(k.encode(), v.strip(" \t").encode("latin-1")) for k, v in headers or []]
-        timeout = {"connect": 5.0, "read": 30.0, "write": 5.0, "pool": 5.0}  # a hang fails the test
-        self.sent += 1
-        r = self.pool.request(method, url, headers=wire, extensions={"timeout": timeout})
-        return Answer(r.status, {k.decode().lower(): v.decode("latin-1") for k, v in r.headers}, r.content)
-
-    def close(self) -> None:
-        self.pool.close()
-
-
-@pytest.fixture(scope="module")
-def pictures() -> Iterator[str]:
-    """An allowlisted HTTP origin for masters (the one tests/test_http_masters.py uses)."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pictures)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.options import (
-    FITS,
-    FORMATS,
-    GRAVITIES,
-    Crop,
-    RenditionOptions,
-    canonical_query,
-    canonical_url,
-    parse_query,
-)
-from edge.problems import Problem
 from edge.signing import Signer, parse_keys
+from edge.urls import canonical_url, parse_query
+from origin.core.errors import Problem
+from origin.core.request import FITS, FORMATS, GRAVITIES, Crop, RenditionOptions, canonical_query
 
 KEYS = parse_keys("new:0123456789abcdef-new,old:0123456789abcdef-old")
 

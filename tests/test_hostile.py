@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import string
 import time
 from pathlib import Path
@@ -12,48 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server
-from edge.options import RenditionOptions, canonical_path
-
-BROKEN = [
-    "truncated_60pct.png",
-    "truncated_baseline_60pct.jpg",
-    "truncated_progressive_50pct.jpg",
-    "corrupt_entropy_2560x1600.jpg",
-    "header_only_6028x3391.jpg",
-    "empty_0_bytes.jpg",
-    "random_4096_bytes.jpg",
-]
-BOMBS = [
-    "bomb_30000x30000_rgb8.png",
-    "bomb_30000x30000_1bit.png",
-    "found_gif_bomb_pillow.gif",
-    "svg_huge_100000x100000.svg",
-]
-
-
-def assert_problem(r: httpx.Response, status: int, *words: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.headers["cache-control"] == "no-store"
-    doc = r.json()
-    assert doc["status"] == status and doc["title"] and doc["detail"]
-    for word in words:
-        assert word in doc["detail"], doc
-    assert "Traceback" not in r.text
-    return doc
-
-
-def raw_get(server: Server, target: str) -> tuple[int, bytes]:
-    """GET with the request target sent byte for byte (httpx would normalise dot segments)."""
-    host, port = server.base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+from edge.urls import canonical_path
+from origin.core.request import RenditionOptions
+from tests.support.corpus import BOMBS, BROKEN
+from tests.support.http import assert_problem, raw_get
+from tests.support.server import Server
 
 
 def test_malformed_option_is_400_naming_it(server: Server, http: httpx.Client):

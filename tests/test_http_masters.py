@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import CORPUS, Server, start_server, stop_server
-from edge.options import canonical_path
-from edge.problems import Problem
-from imagecheck import decode, sniff
-from origin.http_masters import AllowEntry, HttpMasterStore, HttpSettings, check_url, is_public
+from edge.urls import canonical_path
+from origin.core.errors import Problem
+from origin.masters.http import AllowEntry, HttpMasterStore, HttpSettings, check_url, is_public
+from tests.support.images import decode, sniff
+from tests.support.server import Server, start_server, stop_server
 
 ALLOW = [AllowEntry.parse("https://images.example.com/photos/"), AllowEntry.parse("https://cdn.example.org:8443/")]
 
@@ -89,53 +86,6 @@ def test_a_name_that_resolves_inside_is_refused_even_when_allowlisted():
     with pytest.raises(Problem) as err:
         asyncio.run(go())
     assert err.value.status == 403 and "non-public" in err.value.detail
-
-
-class Pictures(BaseHTTPRequestHandler):
-    """A small origin for masters, with the misbehaviours a store must survive."""
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False):
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def do_HEAD(self):
-        self.do_GET(head=True)
-
-    def do_GET(self, head: bool = False):
-        path = self.path
-        if path.startswith("/pics/") and (CORPUS / path[6:]).is_file():
-            body = (CORPUS / path[6:]).read_bytes()
-            self._send(200, body, {"ETag": f'"{len(body)}"', "Content-Type": "image/jpeg"}, head)
-        elif path == "/pics/redirect-inside":
-            self._send(302, headers={"Location": "/pics/flower_640x427.jpg"}, head=head)
-        elif path == "/pics/redirect-outside":
-            self._send(302, headers={"Location": "/private/flower_640x427.jpg"}, head=head)
-        elif path == "/pics/loop":
-            self._send(302, headers={"Location": "/pics/loop"}, head=head)
-        elif path == "/pics/slow.jpg":
-            time.sleep(3)
-            self._send(200, b"late", head=head)
-        elif path == "/private/flower_640x427.jpg":
-            self._send(200, (CORPUS / "flower_640x427.jpg").read_bytes(), head=head)
-        else:
-            self._send(404, b"no", head=head)
-
-
-@pytest.fixture(scope="module")
-def pictures():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pictures)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
 
 
 def _edge(tmp: Path, pictures: str, **extra: str) -> Server:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import Server
-from imagecheck import decode, mean_abs_diff, sniff
+from tests.support.images import decode, mean_abs_diff, sniff
+from tests.support.server import Server
 
 ORIENTED = [f"exif_orientation_{n}_640x360.jpg" for n in (2, 3, 4, 5, 6, 8)] + [
     "exif_orientation_6_640x360.png",

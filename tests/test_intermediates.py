@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyvips
 
-from conftest import CORPUS
-from origin.intermediates import IntermediateCache
+from origin.imaging.intermediates import IntermediateCache
+from tests.support.corpus import CORPUS
 
 
 def test_round_trip_keeps_pixels_and_colour_space():

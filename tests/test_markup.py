@@ -3,39 +3,36 @@ the Link header, the JSON form, the CLI and the HTTP endpoints."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import textwrap
 from fractions import Fraction
 from html.parser import HTMLParser
 from itertools import pairwise
-from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import unquote, urlsplit
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from conftest import AVIF_ACCEPT, Server
-from edge.app import on_problem
 from edge.config import DEMO_MASTERS
-from edge.options import RenditionOptions, parse_query
-from edge.problems import Problem
 from edge.signing import Signer, parse_keys
-from imagecheck import decode, frames, sniff
-from origin.limits import Limits
-from origin.masters import LocalMasterStore
-from origin.versions import MasterIndex
-from rules import cli, http
+from edge.urls import parse_query
+from origin.core.errors import Problem
+from origin.core.limits import Limits
+from origin.core.request import RenditionOptions
+from origin.masters.index import MasterIndex
+from origin.masters.local import LocalMasterStore
 from rules.loader import load_rules
-from rules.markup import ALT_PLACEHOLDER, Markup, build_markup, url_signer
+from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
+from rules.settings import BUNDLED_RULES
+from tests.support.app import in_process
+from tests.support.cli import edge, run_cli
+from tests.support.corpus import AVIF_ACCEPT
+from tests.support.images import decode, frames, sniff
+from tests.support.planning import CAPACITY
+from tests.support.server import Server
 
-EXAMPLES = Path(cli.__file__).parent / "examples"
+EXAMPLES = BUNDLED_RULES
 KEYS = "k1:test-secret-number-one-0123456789,k0:test-secret-number-zero-0123456789"
 SIGNER = Signer(parse_keys(KEYS))
 BASE = "https://img.example.com"
@@ -94,7 +91,7 @@ def masters():
 def markup_for(ruleset, masters, rule: str, master: str, base: str = BASE) -> Markup:
     record = asyncio.run(masters.lookup(master))
     return build_markup(
-        ruleset.rule_for(rule, master), master, record.header, record.short_version, url_signer(SIGNER, base)
+        ruleset.rule_for(rule, master), master, record.header, record.short_version, SIGNER.url_signer(base), CAPACITY
     )
 
 
@@ -157,7 +154,7 @@ def test_alt_text_and_attribute_values_are_escaped(ruleset, masters):
     record = asyncio.run(masters.lookup("coffee.jpg"))
     rule = ruleset.named("card")
     m = build_markup(
-        rule, "coffee.jpg", record.header, record.short_version, url_signer(SIGNER), alt='A "cup" & <saucer>'
+        rule, "coffee.jpg", record.header, record.short_version, SIGNER.url_signer(), CAPACITY, alt='A "cup" & <saucer>'
     )
     img = Elements(m.img_html()).one("img")
     assert img["alt"] == 'A "cup" & <saucer>'
@@ -305,19 +302,6 @@ def test_the_json_form_carries_the_same_markup_and_attributes(ruleset, masters):
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="edge")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config")
-        p.add_argument("--masters")
-
-    cli.register(sub, common)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 @pytest.fixture
 def keys(monkeypatch):
     monkeypatch.setenv("EDGE_KEYS", KEYS)
@@ -363,13 +347,6 @@ def test_cli_refuses_unknown_rules_and_masters_the_rule_does_not_cover(keys):
 
 
 def test_the_edge_command_runs_srcset(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "EDGE_KEYS": KEYS}
-
-    def edge(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, env=env, timeout=60
-        )
-
     ok = edge("srcset", "card", "chelsea.png", "--format", "html")
     assert ok.returncode == 0, ok.stderr
     assert Elements(ok.stdout).one("img")["loading"] == "lazy"
@@ -385,27 +362,16 @@ def test_the_edge_command_runs_srcset(tmp_path):
 # --- HTTP --------------------------------------------------------------------------------------
 
 
-class Client:
-    """Requests straight into the ASGI app (httpx's ASGI transport), one event loop each."""
-
-    def __init__(self, app: Starlette):
-        self.app = app
-
-    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as c:
-                return await c.get(path, params=params)
-
-        return asyncio.run(go())
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    with in_process(tmp_path_factory.mktemp("markup"), masters=DEMO_MASTERS) as app:
+        yield app
 
 
 @pytest.fixture
-def client(ruleset):
-    app = Starlette(routes=http.routes(), exception_handlers={Problem: on_problem})
-    store = LocalMasterStore(DEMO_MASTERS)
-    app.state.services = SimpleNamespace(signer=SIGNER, masters=MasterIndex(store, Limits()), rules=ruleset)
-    return Client(app)
+def client(app):
+    with app.client(base_url=app.base) as c:
+        yield c
 
 
 def test_http_srcset_answers_json_by_default_and_markup_on_request(client):
@@ -451,10 +417,12 @@ def test_http_errors_are_problems(client, path, params, status, detail):
     assert detail in r.json()["detail"]
 
 
-def test_http_without_rules_configured_is_a_404(client):
-    client.app.state.services.rules = None
-    r = client.get("/srcset/card/coffee.jpg")
-    assert r.status_code == 404 and "no breakpoint rules" in r.json()["detail"]
+def test_http_without_rules_configured_is_a_404(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "site.yaml").write_text("# no rules yet\n")
+    with in_process(tmp_path, {"EDGE_RULES_DIR": str(tmp_path / "rules")}, masters=DEMO_MASTERS) as app:
+        r = app.client().get(app.base + "/srcset/card/coffee.jpg")
+    assert r.status_code == 404 and "no rule named 'card' (rules: none)" in r.json()["detail"]
 
 
 # --- the real server renders what the markup promises ------------------------------------------
@@ -489,7 +457,8 @@ def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(serv
             ("animated_24f_160x90.gif", "gif"),
         ):
             record = asyncio.run(index.lookup(master))
-            m = build_markup(rule, master, record.header, record.short_version, url_signer(server.signer, server.base))
+            sign = server.signer.url_signer(server.base)
+            m = build_markup(rule, master, record.header, record.short_version, sign, CAPACITY)
             page = Elements(m.picture_html())
             assert page.one("img") and verified(page.one("img")["src"], master, m.version, server.base).fm == fallback
             for element in (*page.all("source"), page.one("img")):

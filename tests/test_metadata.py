@@ -11,14 +11,7 @@ import pyvips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origin.metadata import (
-    PHOTOSHOP,
-    build_exif,
-    exif_rights,
-    filter_iptc,
-    filter_xmp,
-    keep_rights_only,
-)
+from origin.imaging.metadata import PHOTOSHOP, build_exif, exif_rights, filter_iptc, filter_xmp, keep_rights_only
 
 # Canon EOS 400D photo with GPS (48°51'24.12"N 2°17'40.2"E) in EXIF and XMP, Artist, dc:creator and
 # a COM comment (from the shared corpus, tricky/gps_exif_xmp_1920x1280.jpg, GPL-2+).

@@ -18,12 +18,13 @@ import onnxruntime as ort
 import pytest
 import pyvips
 
-from conftest import CORPUS, start_server, stop_server
-from origin.resample import resize_exact
-from origin.superres import Upscaler, available_models
+from origin.imaging.resample import resize_exact
 from origin.superres.ncnn import TAG_FP16, TAG_INT8, NcnnError, parse_param, to_onnx
 from origin.superres.packs import PACKS, Pack, PackError, PackModel, build, check_wheel, download
-from origin.superres.registry import plan_chain
+from origin.superres.registry import available_models, plan_chain
+from origin.superres.runtime import Upscaler
+from tests.support.corpus import CORPUS
+from tests.support.server import start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(7)

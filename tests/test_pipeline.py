@@ -6,15 +6,16 @@ import threading
 
 import pytest
 
-from conftest import CORPUS
-from edge.options import RenditionOptions
-from edge.problems import Problem
-from imagecheck import decode, sniff
-from origin.encode import EncodeSettings
-from origin.limits import Limits
-from origin.pipeline import Cancelled, CancelToken, render
+from origin.core.concurrency import CancelToken
+from origin.core.errors import Cancelled, Problem
+from origin.core.formats import EncodeSettings
+from origin.core.limits import Limits
+from origin.core.request import RenditionOptions
+from origin.imaging.probe import probe
+from origin.pipeline import render
 from origin.plan import plan_rendition
-from origin.probe import probe
+from tests.support.corpus import CORPUS
+from tests.support.images import decode, sniff
 
 SVG_ON = Limits(allow_svg=True)
 DEFAULTS = Limits()
@@ -23,7 +24,7 @@ DEFAULTS = Limits()
 def rendition(path: str, fmt: str, limits: Limits = DEFAULTS, token: CancelToken | None = None, **opts: object):
     data = (CORPUS / path).read_bytes()
     plan = plan_rendition(RenditionOptions(**opts), probe(data, limits), fmt, limits)  # type: ignore[arg-type]
-    return render(data, plan, EncodeSettings(), token)
+    return render(data, plan, EncodeSettings(), token)[0]
 
 
 def test_enabled_svg_is_rasterised_never_passed_through():

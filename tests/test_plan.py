@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.options import FITS, Crop, RenditionOptions
-from edge.problems import Problem
-from origin.limits import Limits
-from origin.plan import Box, SuperResPolicy, plan_rendition
-from origin.probe import MasterHeader
+from origin.core.errors import Problem
+from origin.core.limits import Limits
+from origin.core.master import MasterHeader
+from origin.core.request import FITS, Crop, RenditionOptions
+from origin.plan import plan_rendition
+from origin.superres.policy import SuperResPolicy, SuperResSettings
 
 PHOTO = MasterHeader("jpeg", 4000, 3000, 3, False, 1)
 SR = SuperResPolicy()
@@ -35,18 +36,18 @@ def test_dpr_multiplies_css_pixels():
 def test_cover_crops_the_overflow_at_the_gravity():
     centre = plan(w=300, h=300)
     assert (centre.load_w, centre.load_h) == (400, 300)
-    assert centre.region == Box(50, 0, 300, 300)
+    assert centre.region == Crop(50, 0, 300, 300)
     west = plan(w=300, h=300, g="w")
-    assert west.region == Box(0, 0, 300, 300)
+    assert west.region == Crop(0, 0, 300, 300)
     east = plan(w=300, h=300, g="se")
-    assert east.region == Box(100, 0, 300, 300)
+    assert east.region == Crop(100, 0, 300, 300)
 
 
 def test_focal_point_centres_the_window_but_stays_inside():
     p = plan(w=300, h=300, g="focal", fx=0.9, fy=0.5)
-    assert p.region == Box(100, 0, 300, 300)  # would be centred at x=360, clamped to the edge
+    assert p.region == Crop(100, 0, 300, 300)  # would be centred at x=360, clamped to the edge
     p = plan(w=300, h=300, g="focal", fx=0.5, fy=0.5)
-    assert p.region == Box(50, 0, 300, 300)
+    assert p.region == Crop(50, 0, 300, 300)
 
 
 @pytest.mark.parametrize(
@@ -76,13 +77,13 @@ def test_only_inside_never_enlarges(fit, size, upscale):
 def test_crop_region_is_taken_before_resizing():
     p = plan(crop=Crop(1000, 500, 2000, 1000), w=500)
     assert (p.load_w, p.load_h) == (1000, 750)
-    assert p.region == Box(250, 125, 500, 250)
+    assert p.region == Crop(250, 125, 500, 250)
     assert (p.target_w, p.target_h) == (500, 250)
 
 
 def test_crop_partly_outside_is_clipped_and_wholly_outside_is_400():
     p = plan(crop=Crop(3000, 2000, 5000, 5000))
-    assert p.region == Box(3000, 2000, 1000, 1000)
+    assert p.region == Crop(3000, 2000, 1000, 1000)
     with pytest.raises(Problem) as err:
         plan(crop=Crop(5000, 0, 10, 10))
     assert err.value.status == 400 and err.value.extra["option"] == "crop"
@@ -91,7 +92,7 @@ def test_crop_partly_outside_is_clipped_and_wholly_outside_is_400():
 def test_enlarging_a_small_crop_resizes_after_the_crop():
     p = plan(crop=Crop(0, 0, 100, 100), w=400)
     assert (p.load_w, p.load_h) == (4000, 3000)
-    assert p.region == Box(0, 0, 100, 100)
+    assert p.region == Crop(0, 0, 100, 100)
     assert (p.resize_w, p.resize_h, p.upscale) == (400, 400, "lanczos")
 
 
@@ -155,7 +156,7 @@ def test_plans_are_always_executable(mw, mh, w, h, fit, g, dpr):
         assert e.status == 422
         return
     assert 1 <= p.load_w <= mw and 1 <= p.load_h <= mh
-    r = p.region or Box(0, 0, p.load_w, p.load_h)
+    r = p.region or Crop(0, 0, p.load_w, p.load_h)
     assert r.x >= 0 and r.y >= 0 and r.w >= 1 and r.h >= 1
     assert r.x + r.w <= p.load_w and r.y + r.h <= p.load_h
     assert p.target_w >= 1 and p.target_h >= 1
@@ -185,8 +186,12 @@ def test_superres_needs_high_dpr_and_a_real_enlargement(w, dpr, scale):
 
 
 def test_superres_off_by_policy_or_for_animations():
-    off = SuperResPolicy(enabled=False)
+    off = SuperResPolicy(SuperResSettings(enabled=False))
     assert plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS, superres=off).superres_scale == 0
+    no_model = SuperResPolicy(available=False)
+    assert plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS, superres=no_model).superres_scale == 0
     assert plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS).superres_scale == 0
+    never = plan_rendition(RenditionOptions(w=1000, dpr=2), SMALL, "jpeg", LIMITS, superres=SR, enhance="never")
+    assert never.superres_scale == 0  # a rule says `enhance: never` for this master
     anim = MasterHeader("gif", 100, 100, 3, False, 10)
     assert plan_rendition(RenditionOptions(w=100, dpr=2), anim, "webp", LIMITS, superres=SR).superres_scale == 0

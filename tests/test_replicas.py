@@ -8,9 +8,10 @@ import sys
 import httpx
 import pytest
 
-from conftest import CORPUS, TEST_KEYS, Server, start_server, stop_server
-from s3server import start_s3
-from test_observability import scrape, value
+from tests.support.corpus import CORPUS, TEST_KEYS
+from tests.support.metrics import scrape, value
+from tests.support.s3 import start_s3
+from tests.support.server import Server, start_server, stop_server
 
 ADMIN = "admin-token-for-tests-0123456789"
 

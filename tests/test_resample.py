@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import pyvips
 
-from imagecheck import lanczos3_enlarge
-from origin.resample import enlarge, resize_exact
+from origin.imaging.resample import enlarge, resize_exact
+from tests.support.images import lanczos3_enlarge
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import textwrap
@@ -16,32 +15,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.config import DEMO_MASTERS
-from edge.options import Crop, RenditionOptions, parse_query
 from edge.signing import Signer, parse_keys
-from origin.limits import Limits
-from origin.masters import LocalMasterStore
-from origin.probe import MasterHeader
-from origin.versions import MasterIndex
-from rules import cli
+from edge.urls import parse_query
+from origin.core.formats import FORMATS
+from origin.core.limits import Limits
+from origin.core.master import MasterHeader
+from origin.core.request import Crop, RenditionOptions
+from origin.masters.index import MasterIndex
+from origin.masters.local import LocalMasterStore
+from rules.closed_world import ClosedWorld
+from rules.globs import GlobError, compile_glob
+from rules.lengths import CssLength, LengthError
 from rules.loader import FRAMING_KEYS, RULE_KEYS, SETTING_KEYS, TOP_KEYS, RulesInvalid, check_rules, load_rules
-from rules.markup import build_markup, url_signer
-from rules.model import (
-    FITS,
-    FORMATS,
-    GRAVITIES,
-    CssLength,
-    Framing,
-    GlobError,
-    LengthError,
-    Rule,
-    Settings,
-    Slot,
-    compile_glob,
-)
+from rules.markup import build_markup
+from rules.model import FITS, GRAVITIES, Framing, Rule, Settings, Slot
+from rules.settings import BUNDLED_RULES
 from rules.srcset import candidate_widths, merge, plan, sizes_attribute, width_cap
+from tests.support.cli import run_cli
+from tests.support.planning import CAPACITY
 
-EXAMPLES = Path(cli.__file__).parent / "examples"
-SCHEMA = json.loads((Path(cli.__file__).parent / "schema.json").read_text())
+EXAMPLES = BUNDLED_RULES
+SCHEMA = json.loads((BUNDLED_RULES.parent / "schema.json").read_text())
 KEYS = "k1:test-secret-number-one-0123456789"
 
 
@@ -492,22 +486,22 @@ def test_candidates_are_capped_at_the_master_unless_super_resolution_may_enlarge
     master = header(600, 400)
     never = rule("100vw", enhance="never")
     auto = rule("100vw", enhance="auto")
-    assert width_cap(never.framing, master, "never", never.settings) == 600
-    assert width_cap(auto.framing, master, "auto", auto.settings) == 1200
-    assert [c.width for c in plan(never, master).img.candidates][-1] == 600
-    assert max(c.width for c in plan(auto, master).img.candidates) == 1200
-    assert all(c.width <= 600 for s in plan(never, master).all_sources for c in s.candidates)
+    assert width_cap(never.framing, master, "never", never.settings, CAPACITY) == 600
+    assert width_cap(auto.framing, master, "auto", auto.settings, CAPACITY) == 1200
+    assert [c.width for c in plan(never, master, CAPACITY).img.candidates][-1] == 600
+    assert max(c.width for c in plan(auto, master, CAPACITY).img.candidates) == 1200
+    assert all(c.width <= 600 for s in plan(never, master, CAPACITY).all_sources for c in s.candidates)
 
 
 def test_the_cap_follows_the_aspect_and_the_crop():
     master = header(2400, 1350)
     tall = rule("100vw", enhance="never", framing=Framing(aspect=Fraction(4, 5)))
-    assert width_cap(tall.framing, master, "never", tall.settings) == 1080  # 1350 x 4/5
+    assert width_cap(tall.framing, master, "never", tall.settings, CAPACITY) == 1080  # 1350 x 4/5
     cropped = Framing(crop=Crop(0, 0, 500, 300))
-    assert width_cap(cropped, master, "never", tall.settings) == 500
-    assert width_cap(cropped, header(400, 200), "never", tall.settings) == 400  # the crop is clipped
+    assert width_cap(cropped, master, "never", tall.settings, CAPACITY) == 500
+    assert width_cap(cropped, header(400, 200), "never", tall.settings, CAPACITY) == 400  # the crop is clipped
     wide = Framing(aspect=Fraction(1, 1))
-    assert width_cap(wide, master, "auto", Settings(max_width=2000)) == 2000  # settings.max_width
+    assert width_cap(wide, master, "auto", Settings(max_width=2000), CAPACITY) == 2000  # settings.max_width
 
 
 @pytest.mark.parametrize(
@@ -529,9 +523,9 @@ def test_the_sizes_attribute_lists_the_widest_breakpoint_first(sizes, attribute)
 
 def test_alpha_masters_fall_back_to_png_and_animations_keep_moving():
     r = rule("100vw")
-    alpha = plan(r, header(800, 600, alpha=True, fmt="png"))
+    alpha = plan(r, header(800, 600, alpha=True, fmt="png"), CAPACITY)
     assert [s.format for s in alpha.sources] == ["avif", "webp"] and alpha.picture_img.format == "png"
-    animated = plan(r, header(160, 90, frames=24, fmt="gif"))
+    animated = plan(r, header(160, 90, frames=24, fmt="gif"), CAPACITY)
     assert [s.format for s in animated.sources] == ["webp"] and animated.picture_img.format == "gif"
 
 
@@ -549,51 +543,46 @@ def test_allows_exactly_the_renditions_the_rules_declare():
     signer = Signer(parse_keys(KEYS))
     urls = set()
     for r in ruleset.rules_for("rocket.jpg"):
-        markup = build_markup(r, "rocket.jpg", record.header, record.short_version, url_signer(signer))
+        markup = build_markup(r, "rocket.jpg", record.header, record.short_version, signer.url_signer(), CAPACITY)
         for s in (markup.img, *markup.sources, markup.picture_img):
             urls |= {c.url for c in s.candidates} | {s.src}
     assert len(urls) > 20
     for url in urls:
-        assert ruleset.allows("rocket.jpg", signed_options(url), record.header), url
+        assert ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", signed_options(url), record.header), url
 
 
 def test_allows_ignores_version_expiry_and_key_but_not_pixels():
     ruleset = load_rules(EXAMPLES)
     record = demo_record("rocket.jpg")
-    card = plan(ruleset.named("card"), record.header)
+    card = plan(ruleset.named("card"), record.header, CAPACITY)
     opts = card.img.candidates[0].options
-    assert ruleset.allows("rocket.jpg", opts, record.header)
-    assert ruleset.allows(
+    assert ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", opts, record.header)
+    assert ClosedWorld(ruleset, CAPACITY).allows(
         "rocket.jpg", RenditionOptions(**{**opts.__dict__, "v": "0" * 16, "exp": 9, "kid": "x"}), record.header
     )
-    assert not ruleset.allows("rocket.jpg", RenditionOptions(**{**opts.__dict__, "w": opts.w + 1}), record.header)
-    assert not ruleset.allows("rocket.jpg", RenditionOptions(**{**opts.__dict__, "q": 99}), record.header)
-    assert not ruleset.allows("rocket.jpg", RenditionOptions(**{**opts.__dict__, "dpr": 2.0}), record.header)
-    assert not ruleset.allows("rocket.jpg", RenditionOptions(w=123), record.header)
-    assert not ruleset.allows("rocket.jpg", RenditionOptions(), record.header)  # the master as is
+    assert not ClosedWorld(ruleset, CAPACITY).allows(
+        "rocket.jpg", RenditionOptions(**{**opts.__dict__, "w": opts.w + 1}), record.header
+    )
+    assert not ClosedWorld(ruleset, CAPACITY).allows(
+        "rocket.jpg", RenditionOptions(**{**opts.__dict__, "q": 99}), record.header
+    )
+    assert not ClosedWorld(ruleset, CAPACITY).allows(
+        "rocket.jpg", RenditionOptions(**{**opts.__dict__, "dpr": 2.0}), record.header
+    )
+    assert not ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", RenditionOptions(w=123), record.header)
+    assert not ClosedWorld(ruleset, CAPACITY).allows(
+        "rocket.jpg", RenditionOptions(), record.header
+    )  # the master as is
 
 
 def test_allows_nothing_for_a_master_no_rule_matches():
     ruleset = load_rules(EXAMPLES)
-    opts = plan(ruleset.named("avatar"), header(512, 512)).img.candidates[0].options
-    assert ruleset.allows("astronaut.jpg", opts, header(512, 512))
-    assert not ruleset.allows("other/astronaut.jpg", opts, header(512, 512))
+    opts = plan(ruleset.named("avatar"), header(512, 512), CAPACITY).img.candidates[0].options
+    assert ClosedWorld(ruleset, CAPACITY).allows("astronaut.jpg", opts, header(512, 512))
+    assert not ClosedWorld(ruleset, CAPACITY).allows("other/astronaut.jpg", opts, header(512, 512))
 
 
 # --- edge rules check --------------------------------------------------------------------------
-
-
-def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="edge")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config")
-        p.add_argument("--masters")
-
-    cli.register(sub, common)
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def test_rules_check_prints_ok_for_the_bundled_rules(capsys):

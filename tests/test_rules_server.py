@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_KEYS, Server, start_server, stop_server
 from edge.config import DEMO_MASTERS
+from tests.support.corpus import TEST_KEYS
+from tests.support.server import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

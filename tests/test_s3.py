@@ -9,13 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AVIF_ACCEPT, CORPUS, TEST_KEYS, Server, start_server, stop_server
-from edge.problems import Problem
-from imagecheck import decode, sniff
-from origin.masters import MasterInfo
-from origin.s3 import S3MasterStore, S3Settings, split_s3_url
-from origin.versions import version_hash
-from s3server import CREDENTIALS, S3Server, start_s3
+from origin.core.errors import Problem
+from origin.core.master import MasterInfo
+from origin.masters.index import version_hash
+from origin.masters.s3 import S3MasterStore, S3Settings, split_s3_url
+from tests.support.corpus import AVIF_ACCEPT, CORPUS, TEST_KEYS
+from tests.support.images import decode, sniff
+from tests.support.s3 import CREDENTIALS, S3Server, start_s3
+from tests.support.server import Server, start_server, stop_server
 
 BUCKET = "masters"
 PHOTOS = ["flower_640x427.jpg", "rocket_640x427.jpg", "rgba_alpha_1600x1000.webp", "truncated_60pct.png"]

@@ -21,15 +21,16 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fuzz import RawClient
-from test_hostile import assert_problem
 
-import edge.ops
+import edge.http.ops
 import edge.signing
-from conftest import CORPUS, Server, start_server, stop_server
-from edge.options import FITS, FORMATS, Crop, RenditionOptions, canonical_url, parse_query
-from edge.problems import Problem
 from edge.signing import Signer, parse_keys
+from edge.urls import canonical_url, parse_query
+from origin.core.errors import Problem
+from origin.core.request import FITS, FORMATS, Crop, RenditionOptions
+from tests.support.corpus import CORPUS
+from tests.support.http import RawClient, assert_problem
+from tests.support.server import Server, start_server, stop_server
 
 OLD = "old:old-secret-0123456789abcdef"
 NEW = "new:new-secret-0123456789abcdef"
@@ -222,7 +223,7 @@ def test_changing_any_character_of_a_signed_url_is_403_from_the_server(keyed_ser
 
 
 def test_a_tampered_url_renders_nothing(keyed_server: Server):
-    from test_observability import scrape
+    from tests.support.metrics import scrape
 
     def renders() -> float:
         return sum(v for (name, _), v in scrape(keyed_server).items() if name == "edge_renders_total")
@@ -240,7 +241,7 @@ def test_a_tampered_url_renders_nothing(keyed_server: Server):
 def test_the_signature_is_compared_in_constant_time_by_construction(monkeypatch: pytest.MonkeyPatch):
     source = inspect.getsource(Signer._check)
     assert "hmac.compare_digest(" in source and "== signature" not in source and "signature ==" not in source
-    assert "hmac.compare_digest(" in inspect.getsource(edge.ops.purge_endpoint)  # the admin token too
+    assert "hmac.compare_digest(" in inspect.getsource(edge.http.ops.purge_endpoint)  # the admin token too
     calls = []
     real = edge.signing.hmac
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gzip
 import io
@@ -17,16 +16,17 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from conftest import TEST_KEYS
-from edge.app import on_problem
+from edge.cli.sitemaps import ProgressLine
 from edge.config import DEMO_MASTERS
-from edge.options import parse_query
-from edge.problems import Problem
+from edge.http.problems import on_problem
+from edge.http.sitemaps import routes
 from edge.signing import Signer, parse_keys
-from origin.limits import Limits
-from origin.masters import LocalMasterStore
-from origin.probe import MasterHeader
-from origin.versions import VERSION_DIGITS, version_hash
+from edge.urls import parse_query
+from origin.core.errors import Problem
+from origin.core.limits import Limits
+from origin.core.master import VERSION_DIGITS, MasterHeader
+from origin.masters.index import MasterIndex, version_hash
+from origin.masters.local import LocalMasterStore
 from sitemaps.build import (
     IMAGE_NS,
     INDEX_NAME,
@@ -35,9 +35,10 @@ from sitemaps.build import (
     ImageUnavailable,
     build_sitemaps,
 )
-from sitemaps.cli import ProgressLine, SignedImageURLs, register, sitemap_width
-from sitemaps.http import routes
 from sitemaps.pages import ImageRef, Page, PagesError, csv_rows, group_pages, json_rows, read_pages
+from sitemaps.urls import SignedImageURLs, sitemap_width
+from tests.support import cli
+from tests.support.corpus import TEST_KEYS
 
 BASE = "https://img.example.com"
 URL = f"{{{SITEMAP_NS}}}url"
@@ -137,11 +138,7 @@ def edge_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="edge")
-    sub = parser.add_subparsers()
-    register(sub, lambda p: (p.add_argument("--config"), p.add_argument("--masters")))
-    args = parser.parse_args(["sitemap", "build", *argv])
-    return args.func(args)
+    return cli.run_cli("sitemap", "build", *argv)
 
 
 def verify(url: str, signer: Signer) -> tuple[str, object]:
@@ -616,13 +613,15 @@ def test_progress_flag_shows_progress_on_stderr(
 
 def test_rule_widths_come_from_the_hook_and_never_upscale(masters: Path, signer: Signer):
     widths = {"hero": 2048, "thumb": 256}
-    with SignedImageURLs(LocalMasterStore(masters), parse_keys(TEST_KEYS), Limits(), BASE, widths.get) as urls:
-        assert verify(urls("coffee.jpg", "thumb"), signer)[1].w == 256  # type: ignore[attr-defined]
-        assert verify(urls("coffee.jpg", "hero"), signer)[1].w is None  # type: ignore[attr-defined]  # 600 px master
-        assert verify(urls("coffee.jpg", "unknown"), signer)[1].w is None  # type: ignore[attr-defined]
-        assert verify(urls("coffee.jpg"), signer)[1].w is None  # type: ignore[attr-defined]
-        with pytest.raises(ImageUnavailable, match="no master at '../coffee.jpg'"):
-            urls("../coffee.jpg")
+    index = MasterIndex(LocalMasterStore(masters), Limits())
+    sign = Signer(parse_keys(TEST_KEYS)).url_signer(BASE)
+    urls = SignedImageURLs(lambda path: asyncio.run(index.lookup(path)), sign, Limits(), widths.get)
+    assert verify(urls("coffee.jpg", "thumb"), signer)[1].w == 256  # type: ignore[attr-defined]
+    assert verify(urls("coffee.jpg", "hero"), signer)[1].w is None  # type: ignore[attr-defined]  # 600 px master
+    assert verify(urls("coffee.jpg", "unknown"), signer)[1].w is None  # type: ignore[attr-defined]
+    assert verify(urls("coffee.jpg"), signer)[1].w is None  # type: ignore[attr-defined]
+    with pytest.raises(ImageUnavailable, match="no master at '../coffee.jpg'"):
+        urls("../coffee.jpg")
 
 
 @pytest.mark.parametrize(

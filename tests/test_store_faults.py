@@ -19,15 +19,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_hostile import assert_problem
 
-from conftest import CORPUS, Server, start_server, stop_server
-from edge.caches import decode_entry
-from edge.problems import Problem
-from edge.renditions import master_id
-from imagecheck import decode
-from origin.s3 import S3MasterStore, S3Settings
-from s3server import CREDENTIALS, S3Server, start_s3
+from edge.caches.entry import decode_entry
+from origin.core.errors import Problem
+from origin.core.keys import master_id
+from origin.masters.s3 import S3MasterStore, S3Settings
+from tests.support.corpus import CORPUS
+from tests.support.http import assert_problem
+from tests.support.images import decode
+from tests.support.s3 import CREDENTIALS, S3Server, start_s3
+from tests.support.server import Server, start_server, stop_server
 
 MASTER = "flower_640x427.jpg"
 BODY = (CORPUS / MASTER).read_bytes()

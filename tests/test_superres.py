@@ -11,18 +11,17 @@ import onnxruntime as ort
 import pytest
 import pyvips
 
-from imagecheck import lanczos3_enlarge
-from origin.superres import (
+from origin.core.errors import Cancelled
+from origin.superres.registry import (
     ModelSpec,
     RegistryError,
-    UpscaleCancelled,
-    Upscaler,
-    aligned_upscale,
     available_models,
     choose_model,
     load_registry,
     plan_scales,
 )
+from origin.superres.runtime import Upscaler, aligned_upscale
+from tests.support.images import lanczos3_enlarge
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -185,7 +184,7 @@ def test_x4_works_and_is_sharper_than_lanczos(upscaler):
 
 
 def test_an_upscale_stops_between_tiles_when_cancelled(models):
-    with pytest.raises(UpscaleCancelled):
+    with pytest.raises(Cancelled):
         Upscaler(models, threads=2, tile=32).upscale(
             photo("flower_640x427.jpg", 0, 0, 96, 64), 2, cancelled=lambda: True
         )

@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CORPUS, Server, start_server, stop_server
-from imagecheck import decode, mean_abs_diff
-from origin.superres import available_models
-from origin.versions import version_hash
-from test_observability import scrape, value
+from origin.masters.index import version_hash
+from origin.superres.registry import available_models
+from tests.support.corpus import CORPUS
+from tests.support.images import decode, mean_abs_diff
+from tests.support.metrics import scrape, value
+from tests.support.server import Server, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(not available_models(), reason="no super-resolution model is installed")
 CAT = "chelsea_cat_451x300.png"

@@ -1,29 +1,8 @@
 """Super-resolution for renditions that need more pixels than the master has.
 
-`registry` says which ONNX models exist and which one to use; `runtime.Upscaler` runs them with
-onnxruntime (CUDA when a session really gets it, else CPU), in seamless tiles, and estimates how
-long a run will take on this machine. The project's own models and the script that trains them
-are in `models/` and `training/`.
+policy (when and how a rendition is upscaled: pure, read by the planner, srcset and the renderer),
+registry (which ONNX models exist and which to use), runtime (the Upscaler: onnxruntime, CUDA when a
+session really gets it, seamless tiles, speed estimates), packs and ncnn (`edge models add`). The
+project's own models are in `models/`; the script that trains them is in /training. Import from the
+modules themselves: importing this package loads no model runtime.
 """
-
-from origin.superres.registry import (
-    ModelSpec,
-    RegistryError,
-    available_models,
-    choose_model,
-    load_registry,
-    plan_scales,
-)
-from origin.superres.runtime import UpscaleCancelled, Upscaler, aligned_upscale
-
-__all__ = [
-    "ModelSpec",
-    "RegistryError",
-    "UpscaleCancelled",
-    "Upscaler",
-    "aligned_upscale",
-    "available_models",
-    "choose_model",
-    "load_registry",
-    "plan_scales",
-]

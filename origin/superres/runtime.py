@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +31,9 @@ import numpy as np
 import onnxruntime as ort
 import pyvips
 
-from origin.resample import enlarge
+from origin.core.concurrency import cpu_count
+from origin.core.errors import Cancelled
+from origin.imaging.resample import enlarge
 from origin.superres.registry import ModelSpec, choose_model, plan_chain
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ SPEED_SAMPLE = (384, 288)  # input size of the one-off speed measurement
 MIN_REFINE_PIXELS = 250_000  # output pixels a real run needs to refine the measured speed
 
 
-class UpscaleCancelled(Exception):
-    """`cancelled()` returned True between two tiles."""
-
-
 @dataclass
 class _Loaded:
     spec: ModelSpec
@@ -54,13 +51,6 @@ class _Loaded:
     providers: list[str]
     dtype: type
     speed: float | None = None  # output megapixels per second, measured here
-
-
-def _default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
@@ -82,7 +72,7 @@ class Upscaler:
         tile: int | None = None,
     ):
         self.models = list(models)
-        self.threads = threads or _default_threads()
+        self.threads = threads or cpu_count()
         self.tile = tile
         wanted_cuda = use_cuda and CUDA in ort.get_available_providers()
         self._requested = [CUDA, CPU] if wanted_cuda else [CPU]
@@ -101,6 +91,11 @@ class Upscaler:
             else:
                 self._load(first)  # sets _device from the session's providers
         return self._device or "cpu"
+
+    def settle_device(self) -> str:
+        """Decide the device now, not at the first request: where onnxruntime lists CUDA, this opens
+        one session to see whether it really gets it (the models picked depend on the device)."""
+        return self.device
 
     def providers(self, scale: int = 2) -> list[str]:
         """The execution providers the session(s) for `scale` really got, in onnxruntime's names."""
@@ -147,7 +142,7 @@ class Upscaler:
         """`image` (8-bit sRGB or grey, with or without alpha) enlarged exactly `scale` times.
 
         The result has the input's bands and interpretation. Raises ValueError for a scale no
-        model (or chain of models) makes, UpscaleCancelled when `cancelled()` turns True."""
+        model (or chain of models) makes, Cancelled when `cancelled()` turns True."""
         chain = self._chain(scale)
         if not chain:
             raise ValueError(f"no super-resolution model or chain makes x{scale}")
@@ -242,7 +237,7 @@ class Upscaler:
         for y0, y1 in _tiles(height, tile):
             for x0, x1 in _tiles(width, tile):
                 if cancelled is not None and cancelled():
-                    raise UpscaleCancelled
+                    raise Cancelled
                 patch = padded[y0 : y1 + 2 * ov, x0 : x1 + 2 * ov].transpose(2, 0, 1)[None]
                 x = (patch * ((hi - lo) / 255) + lo).astype(loaded.dtype)
                 y = loaded.session.run([spec.output_name], {spec.input_name: x})[0][0]
@@ -278,3 +273,16 @@ class Upscaler:
 def aligned_upscale(band: pyvips.Image, scale: int) -> pyvips.Image:
     """Enlarge one band exactly `scale` times, pixel centres aligned like the models' output."""
     return enlarge(band, band.width * scale, band.height * scale)
+
+
+def smoke_test(upscaler: Upscaler, scale: int) -> float:
+    """Run `scale` once on a small gradient: the model loads and gives the right size and sane
+    pixels. Returns the seconds it took; raises RuntimeError for a wrong result."""
+    yy, xx = np.mgrid[0:48, 0:64]
+    rgb = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=-1).astype(np.uint8)
+    start = time.perf_counter()
+    out = upscaler.upscale(pyvips.Image.new_from_array(rgb, interpretation="srgb"), scale)
+    seconds = time.perf_counter() - start
+    if (out.width, out.height) != (64 * scale, 48 * scale) or not 20 < out.avg() < 235:
+        raise RuntimeError(f"the model gave a wrong result ({out.width}x{out.height}, mean {out.avg()})")
+    return seconds

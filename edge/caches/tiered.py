@@ -1,0 +1,69 @@
+"""Tiers stacked nearest first: a lookup asks each in turn and copies a hit into the nearer ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from origin.core.rendition import Rendition
+
+
+class Tier(Protocol):
+    name: str
+
+    async def get(self, key: str) -> Rendition | None: ...
+
+    async def put(self, key: str, rendition: Rendition) -> None: ...
+
+    async def purge(self, prefix: str) -> int:
+        """Remove every entry whose key starts with `prefix`; return how many went."""
+        ...
+
+    async def ready(self) -> str | None:
+        """None when the tier works; else why not (reported by /readyz)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TierLookup:
+    tier: str
+    hit: bool
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    rendition: Rendition | None
+    lookups: tuple[TierLookup, ...]  # in the order the tiers were asked: nearest first
+
+
+class TieredCache:
+    """Tiers from the closest to the user (memory) to the farthest; a hit is copied upwards."""
+
+    def __init__(self, tiers: list[Tier]):
+        self.tiers = tiers
+
+    async def get(self, key: str) -> CacheResult:
+        """The rendition (or None), and what each tier asked answered."""
+        lookups: list[TierLookup] = []
+        for i, tier in enumerate(self.tiers):
+            rendition = await tier.get(key)
+            lookups.append(TierLookup(tier.name, rendition is not None))
+            if rendition is not None:
+                for upper in self.tiers[:i]:
+                    await upper.put(key, rendition)
+                return CacheResult(rendition, tuple(lookups))
+        return CacheResult(None, tuple(lookups))
+
+    async def put(self, key: str, rendition: Rendition) -> None:
+        for tier in self.tiers:
+            await tier.put(key, rendition)
+
+    async def purge(self, prefix: str) -> dict[str, int]:
+        """Entries removed per tier."""
+        return {tier.name: await tier.purge(prefix) for tier in self.tiers}
+
+    async def close(self) -> None:
+        for tier in self.tiers:
+            await tier.close()

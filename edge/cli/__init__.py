@@ -1,0 +1,44 @@
+"""The `edge` command. Each module of this package registers its subcommands (every one has --help)
+and is called with the configuration main() loaded from --config, the environment and the flags:
+
+    serve                          edge.cli.serve
+    sign, version                  edge.cli.sign
+    purge, warm                    edge.cli.caches
+    rules check, srcset, preload   edge.cli.rules
+    sitemap build                  edge.cli.sitemaps
+    models list, models add        edge.cli.models
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from edge.cli import caches, models, rules, serve, sign, sitemaps
+from edge.cli.common import config_from_args
+from edge.config import ConfigError
+from origin.core.errors import Problem
+
+GROUPS = [serve, sign, caches, rules, sitemaps, models]  # modules with register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Image CDN origin: signed, negotiated renditions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args, config_from_args(args))
+        return code
+    except ConfigError as e:
+        print(f"edge: configuration error: {e}", file=sys.stderr)
+        return 2
+    except Problem as e:
+        print(f"edge: {e.detail}", file=sys.stderr)
+        return 1

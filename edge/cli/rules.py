@@ -1,0 +1,138 @@
+"""`edge rules check`, `edge srcset RULE MASTER`, `edge preload RULE MASTER`.
+
+edge rules check [--rules DIR]
+edge srcset RULE MASTER [--rules DIR] [--base-url URL] [--format html|picture|json] [--alt TEXT]
+edge preload RULE MASTER [--rules DIR] [--base-url URL] [--for img|picture] [--format html|link|json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edge.cli.common import add_common
+from edge.config import Config
+from edge.services import capacity_of, lookup_master
+from edge.signing import Signer
+from origin.masters.local import LocalMasterStore
+from rules.loader import check_rules
+from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
+from rules.model import RuleSet
+from rules.settings import BUNDLED_RULES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rules = subparsers.add_parser(
+        "rules", help="validate breakpoint rules", description="Work with the YAML breakpoint rules."
+    )
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser(
+        "check",
+        help="validate every rules file",
+        description="Validate every *.yaml file of the rules directory. Prints each error as "
+        "FILE:LINE KEY.PATH: MESSAGE and exits 1 if there is any.",
+    )
+    add_common(check)
+    _rules_flag(check)
+    check.set_defaults(func=cmd_check)
+
+    srcset = subparsers.add_parser(
+        "srcset",
+        help="print responsive image markup for a rule and a master",
+        description="Print <img> (html), <picture> (picture) or JSON markup with signed, versioned URLs.",
+    )
+    _markup_flags(srcset)
+    srcset.add_argument("--format", choices=("html", "picture", "json"), default="html", help="default: html")
+    srcset.add_argument("--alt", default=ALT_PLACEHOLDER, help="alt text (default: a placeholder to replace)")
+    srcset.set_defaults(func=cmd_srcset)
+
+    preload = subparsers.add_parser(
+        "preload",
+        help="print the preload hint of an LCP rule for a master",
+        description="Print the <link rel=preload> (html), the Link header value (link) or both (json) for an "
+        "LCP rule; nothing for a rule that is not LCP.",
+    )
+    _markup_flags(preload)
+    preload.add_argument(
+        "--for",
+        dest="target",
+        choices=("img", "picture"),
+        default="img",
+        help="match the <img> markup (negotiated format) or the <picture> markup (default: img)",
+    )
+    preload.add_argument("--format", choices=("html", "link", "json"), default="html", help="default: html")
+    preload.set_defaults(func=cmd_preload)
+
+
+def _rules_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", help=f"directory of *.yaml rule files (default: [rules] dir, else {BUNDLED_RULES})")
+
+
+def _markup_flags(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    _rules_flag(parser)
+    parser.add_argument("rule", help="rule name")
+    parser.add_argument("master", help="master path, relative to the masters directory")
+    parser.add_argument("--base-url", default="", help="prefix for every URL, e.g. https://img.example.com")
+
+
+def _load(args: argparse.Namespace, config: Config) -> tuple[RuleSet | None, str]:
+    source = args.rules or str(config.rules_dir)
+    ruleset, errors = check_rules(source)
+    for error in errors:
+        print(error)
+    return ruleset, source
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    ruleset, source = _load(args, config)
+    if ruleset is None:
+        print("edge: rules are invalid", file=sys.stderr)
+        return 1
+    files = len(ruleset.files)
+    print(
+        f"{source}: {files} file{'s' * (files != 1)}, {len(ruleset.rules)} rules, "
+        f"{len(ruleset.breakpoints)} breakpoints: OK"
+    )
+    if args.masters:  # with a masters directory, say which rules would never apply
+        masters = LocalMasterStore(config.masters_dir).list()
+        for rule in ruleset.rules:
+            if not any(rule.matches(m) for m in masters):
+                print(f"warning: {rule.source} rule {rule.name!r} matches no master in {args.masters}", file=sys.stderr)
+    return 0
+
+
+def _markup(args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER) -> Markup | None:
+    ruleset, _ = _load(args, config)
+    if ruleset is None:
+        print("edge: rules are invalid", file=sys.stderr)
+        return None
+    ruleset.named(args.rule)  # an unknown rule before anything is read
+    record = lookup_master(config, args.master)
+    rule = ruleset.rule_for(args.rule, args.master)
+    if config.uses_dev_key:
+        print("edge: warning: URLs signed with the built-in development key (set EDGE_KEYS)", file=sys.stderr)
+    sign = Signer(config.signing_keys()).url_signer(args.base_url)
+    return build_markup(rule, args.master, record.header, record.short_version, sign, capacity_of(config), alt=alt)
+
+
+def cmd_srcset(args: argparse.Namespace, config: Config) -> int:
+    markup = _markup(args, config, args.alt)
+    if markup is None:
+        return 1
+    print({"html": markup.img_html, "picture": markup.picture_html, "json": markup.json}[args.format]())
+    return 0
+
+
+def cmd_preload(args: argparse.Namespace, config: Config) -> int:
+    markup = _markup(args, config)
+    if markup is None:
+        return 1
+    if args.format == "json":
+        print(json.dumps(markup.preload_json(args.target), indent=2))
+    elif not markup.lcp:
+        print(f"edge: rule {markup.rule!r} is not an LCP rule (lcp: true): nothing to preload", file=sys.stderr)
+    else:
+        print(markup.preload_html(args.target) if args.format == "html" else markup.link_header(args.target))
+    return 0

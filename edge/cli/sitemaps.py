@@ -1,0 +1,116 @@
+"""`edge sitemap build`: image sitemaps from a pages manifest, with signed, versioned image URLs
+(which URL each image gets: sitemaps.urls)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from edge.cli.common import add_common
+from edge.config import Config
+from edge.services import master_store
+from edge.signing import Signer
+from origin.masters.index import MasterIndex
+from sitemaps.build import BuildError, BuildReport, build_sitemaps
+from sitemaps.pages import PagesError, absolute_url, read_pages
+from sitemaps.urls import URL_CACHE_ENTRIES, SignedImageURLs, WidthForRule
+
+
+class ProgressLine:
+    """A one-line progress display on a terminal: `\\r`-updated, a few times a second at most."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.25, clock: Callable[[], float] = time.monotonic):
+        self.stream, self.interval, self.clock = stream, interval, clock
+        self.start = clock()
+        self._last = -math.inf
+
+    def __call__(self, report: BuildReport) -> None:
+        now = self.clock()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._show(report, now)
+
+    def _show(self, report: BuildReport, now: float) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        self.stream.write(
+            f"\rsitemap: {report.pages:,} pages, {report.images:,} images, {len(report.files)} files, "
+            f"{report.pages / elapsed:,.0f} pages/s, {elapsed:.0f} s "
+        )
+        self.stream.flush()
+
+    def close(self, report: BuildReport) -> None:
+        self._show(report, self.clock())
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthForRule | None = None) -> int:
+    show_progress = args.progress or sys.stderr.isatty()
+    progress = ProgressLine(sys.stderr) if show_progress else None
+    if config.uses_dev_key:
+        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
+    try:
+        image_base = absolute_url(args.image_base_url or args.base_url, "image base URL")
+    except ValueError as e:
+        print(f"edge: {e}", file=sys.stderr)
+        return 1
+    sign = Signer(config.signing_keys()).url_signer(image_base)
+    store = master_store(config)
+    # One event loop for every lookup: the store's connections (S3, HTTP) belong to it.
+    with asyncio.Runner() as runner:
+        index = MasterIndex(store, config.limits, max_entries=URL_CACHE_ENTRIES)
+        urls = SignedImageURLs(lambda path: runner.run(index.lookup(path)), sign, config.limits, width_for_rule)
+        try:
+            report = build_sitemaps(
+                read_pages(args.pages),
+                base_url=args.base_url,
+                out_dir=args.out,
+                image_url=urls,
+                gzip=args.gzip,
+                progress=progress,
+            )
+        except (PagesError, BuildError) as e:
+            if progress is not None:
+                sys.stderr.write("\n")
+            print(f"edge: {e}", file=sys.stderr)
+            return 1
+        finally:
+            runner.run(store.close())
+    if progress is not None:
+        progress.close(report)
+    for warning in report.warnings:
+        print(f"edge: warning: {warning}", file=sys.stderr)
+    if report.warnings_not_shown:
+        print(f"edge: warning: ... and {report.warnings_not_shown} more", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sitemap = subparsers.add_parser(
+        "sitemap", help="build Google image sitemaps", description="Build Google image sitemaps from a pages manifest."
+    )
+    actions = sitemap.add_subparsers(dest="sitemap_command", required=True)
+    build = actions.add_parser(
+        "build",
+        help="write image sitemaps and their index from a pages manifest",
+        description=(
+            "Write sitemap-00001.xml... (at most 50,000 pages and 50 MB each) and sitemap-index.xml into --out, "
+            "with signed, versioned image URLs. Files whose content did not change are left untouched."
+        ),
+    )
+    add_common(build)
+    build.add_argument(
+        "--pages", required=True, help="manifest: .csv with header page,master[,rule], .jsonl, .json or .yaml"
+    )
+    build.add_argument("--base-url", required=True, help="where this server is reached, e.g. https://img.example.com")
+    build.add_argument("--image-base-url", help="prefix of the image URLs if not --base-url (e.g. your CDN's host)")
+    build.add_argument("--out", required=True, help="directory for the sitemap files (served at /sitemaps/)")
+    build.add_argument("--gzip", action="store_true", help="write .xml.gz files (the index stays plain XML)")
+    build.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    build.set_defaults(func=cmd_build)

@@ -1,0 +1,99 @@
+"""HTTP endpoints for markup and preload hints, for page servers and CDNs.
+
+    GET /srcset/{rule}/{master}   JSON (default), ?format=html (<img>) or ?format=picture
+    GET /preload/{rule}/{master}  JSON with the <link> HTML and the Link header value, ?for=img|picture;
+                                  the response carries that Link header itself, so a CDN or page
+                                  server can pass it on (also as 103 Early Hints)
+
+Both take ?base_url=https://img.example.com (prefix of every URL) and /srcset takes ?alt=TEXT.
+They read `request.app.state.services`: `.rules`, `.signer`, `.masters` and `.capacity`.
+Errors are Problems: 404 for an unknown rule or master, 400 when the rule does not apply to the
+master or a parameter is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from edge.services import Services
+from origin.core.errors import Problem, bad_option
+from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
+from rules.preview import preview_html
+
+# Markup follows the master's current version: short-lived, so a new master shows up soon.
+CACHE_CONTROL = "public, max-age=60"
+BASE_URL = re.compile(r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/srcset/{rule}/{master:path}", srcset_endpoint, methods=["GET"]),
+        Route("/preload/{rule}/{master:path}", preload_endpoint, methods=["GET"]),
+        Route("/preview", preview_endpoint, methods=["GET"]),
+    ]
+
+
+def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
+    value = request.query_params.get(name, choices[0])
+    if value not in choices:
+        raise bad_option(name, "one of " + ", ".join(choices), value)
+    return value
+
+
+async def _markup(
+    request: Request, alt: str = ALT_PLACEHOLDER, rule_and_master: tuple[str, str] | None = None
+) -> Markup:
+    services: Services = request.app.state.services
+    ruleset = services.rules
+    name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
+    # The rule must cover the master before the master is looked at: an unsigned request may not
+    # learn which masters exist, nor make the server read (or fetch) any path it names.
+    rule = ruleset.rule_for(name, master)  # 404 unknown rule, 400 a master the rule does not cover
+    record = await services.masters.lookup(master)  # 404 for an unknown master
+    base_url = request.query_params.get("base_url", "")
+    if not BASE_URL.fullmatch(base_url):
+        raise bad_option("base_url", "an http(s) origin with an optional path, like https://img.example.com", base_url)
+    sign = services.signer.url_signer(base_url)
+    return build_markup(rule, master, record.header, record.short_version, sign, services.capacity, alt=alt)
+
+
+async def srcset_endpoint(request: Request) -> Response:
+    fmt = _choice(request, "format", ("json", "html", "picture"))
+    markup = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER))
+    headers = {"Cache-Control": CACHE_CONTROL}
+    if fmt == "html":
+        return HTMLResponse(markup.img_html() + "\n", headers=headers)
+    if fmt == "picture":
+        return HTMLResponse(markup.picture_html() + "\n", headers=headers)
+    return JSONResponse(markup.to_json(), headers=headers)
+
+
+async def preload_endpoint(request: Request) -> Response:
+    target = _choice(request, "for", ("img", "picture"))
+    fmt = _choice(request, "format", ("json", "html", "link"))
+    markup = await _markup(request)
+    headers = {"Cache-Control": CACHE_CONTROL}
+    link = markup.link_header(target)  # type: ignore[arg-type]
+    if link:
+        headers["Link"] = link
+    if fmt == "html":
+        return HTMLResponse(markup.preload_html(target) + "\n", headers=headers)  # type: ignore[arg-type]
+    if fmt == "link":
+        return PlainTextResponse(link + "\n", headers=headers)
+    return JSONResponse(markup.preload_json(target), headers=headers)  # type: ignore[arg-type]
+
+
+async def preview_endpoint(request: Request) -> Response:
+    """GET /preview?rule=R&master=M: every rendition of a rule for a master (off unless enabled)."""
+    services: Services = request.app.state.services
+    if not services.config.rules.preview:
+        raise Problem(404, "the preview page is disabled (set [rules] preview = true)")
+    name, master = request.query_params.get("rule", ""), request.query_params.get("master", "")
+    if not name or not master:
+        raise Problem(400, "preview needs ?rule=NAME&master=PATH", {"option": "rule" if not name else "master"})
+    markup = await _markup(request, rule_and_master=(name, master))
+    return HTMLResponse(preview_html(markup), headers={"Cache-Control": "no-store"})

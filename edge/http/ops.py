@@ -1,0 +1,63 @@
+"""Operations endpoints: liveness, readiness, metrics, and the authenticated purge."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge.headers import NO_STORE
+from edge.metrics import Metrics
+from edge.services import Services
+from origin.core.errors import Problem
+from origin.core.keys import master_id
+
+log = logging.getLogger("edge")
+
+
+async def healthz(_request: Request) -> Response:
+    """Alive: the event loop answers."""
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready: the master store and every cache tier that can fail say they can serve."""
+    services: Services = request.app.state.services
+    checks = [services.store, *services.cache.tiers]
+    problems = [p for p in [await c.ready() for c in checks] if p]
+    body = {"status": "ok" if not problems else "unavailable", "problems": problems}
+    return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
+
+
+async def purge_endpoint(request: Request) -> Response:
+    """POST /admin/purge/{master}: drop every rendition of a master from every tier of this server."""
+    services: Services = request.app.state.services
+    token = services.config.admin.token
+    if not token:
+        raise Problem(404, "admin endpoints are disabled (set admin.token)")
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(
+            401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    master_path = request.path_params["path"]
+    removed = await services.cache.purge(master_id(master_path))
+    log.warning("purged %s: %s", master_path, removed)
+    return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.services.metrics
+    return Response(metrics.exposition(), media_type=metrics.content_type, headers={"Cache-Control": NO_STORE})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/admin/purge/{path:path}", purge_endpoint, methods=["POST"]),
+    ]

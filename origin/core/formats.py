@@ -1,0 +1,136 @@
+"""Every output format, once: one frozen row each (after imgproxy's `imagetype/defs.go`).
+
+Negotiation, response headers, the planner, the encoder, srcset, the rules loader, warm and the
+nginx config all read these rows; nothing else spells a format's MIME type, capabilities, default
+quality or encoder options. Adding a format is a row in FORMATS (plus, when it has settings of its
+own, a field in EncodeSettings and a quality in FormatSettings, both below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Encoder settings ([encode] in the configuration). Any change moves every rendition key."""
+
+    # AVIF effort dominates render time: 0-2 costs a fifth of libvips' default (4) for ~10 % more
+    # bytes at the same quality (measured in benchmarks/).
+    avif_effort: int = 2
+    webp_effort: int = 4
+    # mozjpeg-style trellis quantisation: ~10 % smaller JPEGs (pyvips-binary ships mozjpeg).
+    jpeg_trellis: bool = True
+    jpeg_progressive: bool = True
+    png_compression: int = 6
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("avif_effort", 0, 9), ("webp_effort", 0, 6), ("png_compression", 0, 9)):
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be {lo}..{hi}, got {getattr(self, name)}")
+
+    def fingerprint(self) -> str:
+        """Changes whenever the bytes an encoder writes may change: part of every rendition key."""
+        return ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+
+SaverOptions = Callable[[int, EncodeSettings], dict[str, object]]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # as written in `fm=` and in rules
+    mime: str
+    alpha: bool  # keeps transparency
+    animation: bool  # keeps every frame of an animation
+    lossy: bool  # takes a quality; only lossy formats may be negotiated for photos
+    # A client gets it only when its Accept names it with q > 0: `*/*` proves nothing about a
+    # modern codec. The other formats are what every client shows: the fallbacks.
+    named: bool
+    default_quality: int  # when neither the URL, the rule nor the configuration gives one
+    saver: str  # the libvips saver, called as `image.{saver}_buffer(**options(quality, settings))`
+    options: SaverOptions
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "avif", "image/avif", alpha=True, animation=False, lossy=True, named=True, default_quality=50,
+            saver="heifsave", options=lambda q, s: {"Q": q, "compression": "av1", "effort": s.avif_effort},
+        ),
+        Format(
+            "webp", "image/webp", alpha=True, animation=True, lossy=True, named=True, default_quality=80,
+            saver="webpsave", options=lambda q, s: {"Q": q, "effort": s.webp_effort},
+        ),
+        Format(
+            "jpeg", "image/jpeg", alpha=False, animation=False, lossy=True, named=False, default_quality=80,
+            saver="jpegsave",
+            options=lambda q, s: {
+                "Q": q,
+                "optimize_coding": True,
+                "interlace": s.jpeg_progressive,
+                "trellis_quant": s.jpeg_trellis,
+                "overshoot_deringing": s.jpeg_trellis,
+            },
+        ),
+        Format(
+            "png", "image/png", alpha=True, animation=False, lossy=False, named=False, default_quality=100,
+            saver="pngsave", options=lambda q, s: {"compression": s.png_compression},
+        ),
+        Format(
+            "gif", "image/gif", alpha=True, animation=True, lossy=False, named=False, default_quality=100,
+            saver="gifsave", options=lambda q, s: {},
+        ),
+    )
+}  # fmt: skip
+NAMES = tuple(FORMATS)
+NAMED = tuple(f.name for f in FORMATS.values() if f.named)  # most capable first
+FALLBACKS = tuple(f.name for f in FORMATS.values() if not f.named)
+
+
+def fallback(*, alpha: bool = False, animated: bool = False) -> str:
+    """The format every client shows that keeps what the master has: JPEG, PNG for alpha, GIF to move."""
+    return next(
+        f.name for f in FORMATS.values() if not f.named and (f.alpha or not alpha) and (f.animation or not animated)
+    )
+
+
+def keeps(fmt: str, *, alpha: bool = False, animated: bool = False) -> bool:
+    """Whether `fmt` keeps a master's alpha and animation."""
+    row = FORMATS[fmt]
+    return (row.alpha or not alpha) and (row.animation or not animated)
+
+
+# The Accept headers a cache in front should send for each class of client: the origin's answer
+# depends only on which named formats a client takes, in this order ("other": none of them).
+ACCEPT_BUCKETS: dict[str, str] = {
+    **{name: ",".join([*(f"image/{n}" for n in NAMED[i:]), "*/*"]) for i, name in enumerate(NAMED)},
+    "other": "*/*",
+}
+
+
+@dataclass(frozen=True)
+class FormatSettings:
+    """Negotiation order and default qualities ([formats] in the configuration)."""
+
+    preference: tuple[str, ...] = ("avif", "webp", "jpeg")
+    avif_quality: int = FORMATS["avif"].default_quality
+    webp_quality: int = FORMATS["webp"].default_quality
+    jpeg_quality: int = FORMATS["jpeg"].default_quality
+
+    def __post_init__(self) -> None:
+        lossy = [f.name for f in FORMATS.values() if f.lossy]
+        if not self.preference or any(f not in lossy for f in self.preference):
+            raise ValueError(f"preference must list {', '.join(lossy)} (some or all), got {list(self.preference)}")
+        for fmt, q in self.qualities().items():
+            if not 1 <= q <= 100:
+                raise ValueError(f"{fmt}_quality must be 1..100, got {q}")
+
+    def qualities(self) -> dict[str, int]:
+        """The quality for each lossy format when the URL gives none."""
+        return {f.name: getattr(self, f"{f.name}_quality", f.default_quality) for f in FORMATS.values() if f.lossy}
+
+    def quality(self, fmt: str) -> int:
+        return self.qualities().get(fmt, FORMATS[fmt].default_quality)

@@ -1,0 +1,79 @@
+"""Version hashes: blake3 of a master's bytes, computed once per master identity (path+size+mtime).
+
+The same pass reads the header, so a request for a cached master costs one stat: the record says
+which version is current (for `v` and ETags) and whether the master has alpha or animation
+(for negotiation). Refusals (bombs, undecodable files) are cached the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import blake3
+from cachetools import LRUCache
+
+from origin.core.concurrency import SingleFlight
+from origin.core.errors import Problem
+from origin.core.limits import Limits
+from origin.core.master import MasterInfo, MasterRecord
+from origin.imaging.probe import probe
+from origin.masters.store import MasterStore
+
+
+def version_hash(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def inspect(info: MasterInfo, data: bytes, limits: Limits) -> MasterRecord:
+    return MasterRecord(info, version_hash(data), probe(data, limits))
+
+
+class MasterIndex:
+    def __init__(self, store: MasterStore, limits: Limits, max_entries: int = 100_000):
+        self.store = store
+        self.limits = limits
+        self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
+        self._latest: LRUCache[str, MasterRecord] = LRUCache(max_entries)  # by path, for store outages
+        self._flight = SingleFlight()
+
+    async def lookup(self, path: str) -> MasterRecord:
+        """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused.
+
+        When the store fails (502/504), the last version seen for the path stands in, so renditions
+        already in the caches are still served; anything that needs the master's bytes still fails.
+        """
+        try:
+            record = await self._lookup(path)
+        except Problem as problem:
+            latest = self._latest.get(path)
+            if problem.status in (502, 504) and latest is not None:
+                return latest
+            raise
+        self._latest[path] = record
+        return record
+
+    async def _lookup(self, path: str) -> MasterRecord:
+        info = await self.store.stat(path)
+        if info is None:
+            raise Problem(404, f"no master at {path!r}")
+        if info.size > self.limits.max_master_bytes:
+            raise Problem(
+                413,
+                f"master is {info.size} bytes, over the limit of {self.limits.max_master_bytes} bytes",
+            )
+        key = (info.path, info.identity)
+        cached = self._records.get(key)
+        if cached is None:
+            cached, _ = await self._flight.run(repr(key), lambda: self._inspect(info))
+            self._records[key] = cached
+        if isinstance(cached, Problem):
+            raise replace(cached)  # a fresh copy: re-raising one object grows its traceback
+        return cached
+
+    async def _inspect(self, info: MasterInfo) -> MasterRecord | Problem:
+        data = await self.store.read(info)
+        try:
+            return await asyncio.to_thread(inspect, info, data, self.limits)
+        except Problem as problem:
+            return problem

@@ -1,0 +1,59 @@
+"""Masters in a local directory (the default): no request can reach outside its root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from origin.core.paths import is_safe_relative
+from origin.masters.store import MasterInfo
+
+
+class LocalMasterStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve(strict=True)
+
+    def _resolve(self, path: str) -> Path | None:
+        if not is_safe_relative(path):
+            return None
+        try:
+            real = (self.root / path).resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return None
+        # Symlinks are followed, but only to targets inside the root.
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+    async def stat(self, path: str) -> MasterInfo | None:
+        real = self._resolve(path)
+        if real is None:
+            return None
+        st = real.stat()
+        return MasterInfo(path, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+
+    async def read(self, info: MasterInfo) -> bytes:
+        real = self._resolve(info.path)
+        if real is None:
+            raise FileNotFoundError(info.path)
+        return await asyncio.to_thread(real.read_bytes)
+
+    async def ready(self) -> str | None:
+        if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
+            return f"masters directory {self.root} is not readable"
+        return None
+
+    async def close(self) -> None:
+        pass  # nothing held open
+
+    def list(self) -> list[str]:
+        """Every master path under the root (for the CLI and the demo page)."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                if is_safe_relative(rel):
+                    out.append(rel)
+        return out

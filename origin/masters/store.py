@@ -1,0 +1,27 @@
+"""The master store interface: every store (local disk, S3, HTTP) has these methods.
+
+A store answers `stat(path)` (size and identity without reading the bytes, or None when there is
+no such master) and `read(info)` (the bytes). No request can reach outside the store's root.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from origin.core.master import MasterInfo
+
+__all__ = ["MasterInfo", "MasterStore"]
+
+
+class MasterStore(Protocol):
+    async def stat(self, path: str) -> MasterInfo | None: ...
+
+    async def read(self, info: MasterInfo) -> bytes: ...
+
+    async def ready(self) -> str | None:
+        """None when the store can serve; else why not (for /readyz)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (called once, when the server or CLI command ends)."""
+        ...

@@ -1,0 +1,138 @@
+"""Make a rendition: the one place that goes plan -> read -> verify version -> pipeline -> result.
+
+    renderer = Renderer(store, limits, formats, encode, pool, policy, superres)
+    job = renderer.job(record, opts, fmt)   # pure and cheap: the plan, and the key that names it
+    made = await renderer.render(job)       # reads the master, checks its version, runs the pipeline
+    made.rendition, made.timings, made.upgrade
+
+When the plan wants a model and its estimated run is longer than the request may wait
+(`SuperResPolicy.may_wait`), `render` answers with a Lanczos stand-in at once and sets `upgrade`:
+awaiting it runs the model on the same bytes and returns the real rendition. Keeping the stand-in
+away from shared caches and scheduling the upgrade are the caller's business (edge.renditions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from origin.core.concurrency import CancelToken
+from origin.core.errors import Cancelled, retry_soon
+from origin.core.formats import EncodeSettings, FormatSettings
+from origin.core.keys import rendition_key
+from origin.core.limits import Limits
+from origin.core.master import MasterRecord
+from origin.core.rendition import Rendition
+from origin.core.request import Crop, RenditionOptions
+from origin.imaging.intermediates import IntermediateCache
+from origin.masters.index import version_hash
+from origin.masters.store import MasterStore
+from origin.pipeline import RenderTools, Timings, render
+from origin.plan import Plan, plan_rendition
+from origin.pool import RenderPool
+from origin.superres.policy import OFF, SuperResPolicy
+from origin.superres.runtime import Upscaler
+
+
+@dataclass(frozen=True)
+class SuperRes:
+    """What model runs need besides the policy: the runtime, its own queue, the upscaled regions."""
+
+    upscaler: Upscaler
+    pool: RenderPool  # model runs, apart from plain renders: one device, bounded
+    intermediates: IntermediateCache
+
+
+@dataclass(frozen=True)
+class Job:
+    """One rendition to make: the plan for it and the key that names it in every cache."""
+
+    record: MasterRecord
+    plan: Plan
+    key: str
+    model: str = ""  # the label of the model(s) the plan runs; empty when none does
+
+
+@dataclass(frozen=True)
+class Made:
+    rendition: Rendition
+    timings: Timings = field(default_factory=dict)  # seconds: fetch (read + verify), render, encode
+    # Set when `rendition` is a Lanczos stand-in: awaiting it makes the model's rendition.
+    upgrade: Callable[[], Awaitable[Made]] | None = None
+
+
+class Renderer:
+    def __init__(
+        self,
+        store: MasterStore,
+        limits: Limits,
+        formats: FormatSettings,
+        encode: EncodeSettings,
+        pool: RenderPool,
+        policy: SuperResPolicy = OFF,
+        superres: SuperRes | None = None,
+        enhance_for: Callable[[str], str] = lambda _path: "auto",
+    ):
+        self.store = store
+        self.limits = limits
+        self.formats = formats
+        self.pool = pool
+        self.policy = policy if superres is not None else OFF
+        self.superres = superres
+        self.enhance_for = enhance_for  # a master path -> "never" where a rule forbids models
+        self.tools = RenderTools(
+            encode, superres.upscaler if superres else None, superres.intermediates if superres else None
+        )
+        # Every setting that changes the bytes of a rendition, whatever the request.
+        self.fingerprint = "|".join(
+            (encode.fingerprint(), repr(sorted(formats.qualities().items())), f"side{limits.max_output_side}")
+        )
+
+    def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
+        """Plan a rendition and name it. Raises a 400/422 Problem for a plan that cannot be met,
+        before anything is read."""
+        plan = plan_rendition(
+            opts, record.header, fmt, self.limits, self.formats, self.policy, self.enhance_for(record.path)
+        )
+        model = self.superres.upscaler.label(plan.superres_scale) if plan.superres_scale and self.superres else ""
+        fingerprint = "|".join(filter(None, (self.fingerprint, SuperResPolicy.key_part(model))))
+        return Job(record, plan, rendition_key(record.path, record.version, opts, fmt, fingerprint), model)
+
+    async def render(self, job: Job) -> Made:
+        started = time.perf_counter()
+        data = await self.store.read(job.record.info)
+        fetched = time.perf_counter() - started
+        sr = self.superres
+        if not job.model or sr is None:
+            return await self._run(self.pool, data, job, fetched)
+        plan = job.plan
+        region = plan.region or Crop(0, 0, plan.load_w, plan.load_h)
+        estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
+        if self.policy.may_wait(estimate):
+            return await self._run(sr.pool, data, job, fetched)
+        stand_in = await self._run(self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched)
+        return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0))
+
+    async def _run(self, pool: RenderPool, data: bytes, job: Job, fetched: float) -> Made:
+        """Check the bytes are the planned version and render them, in `pool`."""
+
+        def work(token: CancelToken) -> Made:
+            if token.cancelled:  # the budget ran out while queued
+                raise Cancelled()
+            started = time.perf_counter()
+            if version_hash(data) != job.record.version:
+                # Replaced between stat and read: never cache these bytes under the old version.
+                raise retry_soon("master changed during the request; retry")
+            verified = time.perf_counter() - started
+            rendition, timings = render(data, job.plan, self.tools, token, job.record.version)
+            # Reading the master and checking it is still the version we planned for are one phase.
+            return Made(rendition, {"fetch": fetched + verified, **timings})
+
+        return await pool.run(work)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+        if self.superres is not None:
+            self.superres.pool.shutdown()

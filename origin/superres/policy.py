@@ -1,0 +1,76 @@
+"""When and how a rendition is upscaled by a model: the one place that decides. Pure.
+
+The planner asks `scale` (x2 or x4, or 0 for Lanczos), srcset asks `width_factor` (how far past the
+master its widest candidate may go), the renderer asks `may_wait` (run the model in the request, or
+serve Lanczos now and the model's rendition later) and names the model in the rendition key with
+`key_part`. All four read the same settings, so the markup and the renderer cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENHANCE = ("auto", "never")  # a rule's `enhance`: may a model make pixels for its masters?
+MAX_ENLARGEMENT = 2  # how many times the master's width srcset may offer where a model may run
+
+
+@dataclass(frozen=True)
+class SuperResSettings:
+    """[superres] in the configuration."""
+
+    enabled: bool = True  # use a model when one is installed (the project ships one)
+    min_dpr: float = 2.0  # only requests at this DPR or above get invented detail
+    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
+    # The longest a request waits for a model. A slower run (typical on CPU-only hosts) answers at
+    # once with Lanczos, privately cached, and runs the model in the background.
+    budget_s: float = 1.0
+    concurrency: int = 1  # model runs at once: one device
+    queue_limit: int = 16
+    timeout_s: float = 120.0
+    threads: int = 0  # onnxruntime threads per run; 0: one per core
+    use_cuda: bool = True  # when onnxruntime-gpu and a GPU are present
+    # Extra models (built by `edge models add`), besides the bundled ones: a registry.json there
+    # is loaded when it exists. Relative to the working directory, like cache.disk_dir.
+    models_dir: str = "var/models"
+    intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
+
+    def __post_init__(self) -> None:
+        if self.min_dpr < 1 or self.min_factor < 1:
+            raise ValueError(f"min_dpr and min_factor must be 1 or more, got {self.min_dpr}, {self.min_factor}")
+        if self.concurrency < 1 or self.budget_s < 0 or self.queue_limit < 0 or self.timeout_s <= 0:
+            raise ValueError("concurrency must be 1 or more, budget_s and queue_limit 0 or more, timeout_s above 0")
+
+
+@dataclass(frozen=True)
+class SuperResPolicy:
+    settings: SuperResSettings = SuperResSettings()
+    available: bool = True  # a model is installed (the composition root knows)
+
+    @property
+    def active(self) -> bool:
+        return self.settings.enabled and self.available
+
+    def scale(self, dpr: float, factor: float, enhance: str = "auto") -> int:
+        """2 or 4 when a model should make the missing pixels of a rendition at `dpr` whose region
+        is enlarged `factor` times per side; 0 for Lanczos (or no enlargement)."""
+        s = self.settings
+        if not self.active or enhance == "never" or dpr < s.min_dpr or factor <= s.min_factor:
+            return 0
+        return 2 if factor <= 2 else 4
+
+    def width_factor(self, enhance: str) -> int:
+        """How many times the master's (or its crop's) width the widest srcset candidate may be."""
+        return MAX_ENLARGEMENT if self.active and enhance == "auto" else 1
+
+    def may_wait(self, estimate_s: float) -> bool:
+        """Whether a request waits for a model run estimated to take this long."""
+        return estimate_s <= self.settings.budget_s
+
+    @staticmethod
+    def key_part(label: str) -> str:
+        """What a rendition key says about the model that made its pixels (`label` from the
+        Upscaler, empty when none did): a new model or version is a new key and ETag."""
+        return f"superres={label}" if label else ""
+
+
+OFF = SuperResPolicy(available=False)
