@@ -53,7 +53,7 @@ class RenderPool:
             token.cancel()
             raise Problem(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
 
-    def _done(self, future: asyncio.Future[object]) -> None:
+    def _done(self, future: asyncio.Future[T]) -> None:
         self._pending -= 1
         if not future.cancelled():
             future.exception()  # mark it seen: a timed-out render's error is expected, not news

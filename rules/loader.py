@@ -296,10 +296,10 @@ class _File:
     def number(self, node: Node, path: str, lo: float, hi: float, places: int, what: str) -> float | None:
         v = self.value(node)
         numeric = node.tag in (YAML_INT, YAML_FLOAT) and isinstance(v, (int, float)) and not isinstance(v, bool)
-        if not numeric or not lo <= v <= hi or _decimals(v) > places:  # type: ignore[operator]
+        if not numeric or not isinstance(v, (int, float)) or not lo <= v <= hi or _decimals(v) > places:
             self.expected(node, path, what)
             return None
-        return float(v)  # type: ignore[arg-type]
+        return float(v)
 
     def string(self, node: Node, path: str, what: str) -> str | None:
         if not isinstance(node, ScalarNode) or node.tag != YAML_STR:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -259,7 +259,7 @@ def build_markup(
     )
 
 
-def _attrs(attrs: dict[str, str | None]) -> str:
+def _attrs(attrs: Mapping[str, str | None]) -> str:
     return " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items() if v is not None)
 
 

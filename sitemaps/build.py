@@ -145,7 +145,7 @@ class OutputFile:
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self._raw = open(self.tmp, "wb")
         self._sink = _HashingSink(self._raw)
-        self._out: BinaryIO | _HashingSink = self._sink
+        self._out: BinaryIO | _HashingSink | gzip_module.GzipFile = self._sink
         if gzip:
             # Deterministic: no file name and mtime 0 in the header.
             self._out = gzip_module.GzipFile(
@@ -174,7 +174,7 @@ class OutputFile:
     def commit(self) -> bool:
         """Put the file in place; False when the old file already had these bytes (it is left untouched)."""
         self._flush()
-        if self._out is not self._sink:
+        if isinstance(self._out, gzip_module.GzipFile):
             self._out.close()  # writes the gzip trailer through the sink; the raw file stays open
         self._raw.close()
         if _same_content(self.path, self.tmp.stat().st_size, self._sink.hash.hexdigest()):

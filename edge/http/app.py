@@ -57,7 +57,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
             *markup.routes(),
             *sitemaps.routes(Path(config.sitemaps.dir)),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.router.redirect_slashes = False  # an image origin has no use for slash redirects
     app.state.services = built

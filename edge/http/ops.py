@@ -26,8 +26,7 @@ async def healthz(_request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready: the master store and every cache tier that can fail say they can serve."""
     services: Services = request.app.state.services
-    checks = [services.store, *services.cache.tiers]
-    problems = [p for p in [await c.ready() for c in checks] if p]
+    problems = [p for p in [await services.store.ready(), *[await t.ready() for t in services.cache.tiers]] if p]
     body = {"status": "ok" if not problems else "unavailable", "problems": problems}
     return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
 

@@ -124,7 +124,7 @@ def is_public(address: IPAddress, allowed: list[ipaddress.IPv4Network | ipaddres
 
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
 
 
 @dataclass

@@ -35,7 +35,7 @@ class MasterIndex:
         self.limits = limits
         self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
         self._latest: LRUCache[str, MasterRecord] = LRUCache(max_entries)  # by path, for store outages
-        self._flight = SingleFlight()
+        self._flight: SingleFlight[MasterRecord | Problem] = SingleFlight()
 
     async def lookup(self, path: str) -> MasterRecord:
         """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused.

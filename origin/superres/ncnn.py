@@ -46,10 +46,10 @@ class Layer:
     outputs: tuple[str, ...]
     params: dict[int, str]
 
-    def int(self, key: int, default: int) -> int:
+    def int_param(self, key: int, default: int) -> int:
         return int(self.params.get(key, default))
 
-    def float(self, key: int, default: float) -> float:
+    def float_param(self, key: int, default: float) -> float:
         return float(self.params.get(key, default))
 
     def where(self) -> str:
@@ -154,16 +154,16 @@ def to_onnx(layers: list[Layer], weights: bytes, *, fp16: bool = False, producer
                 alias[o] = ins[0]
             continue
         elif kind == "MemoryData":
-            w, h, c = layer.int(0, 0), layer.int(1, 0), layer.int(2, 0)
-            if layer.int(11, 0) or not (w and h and c):
+            w, h, c = layer.int_param(0, 0), layer.int_param(1, 0), layer.int_param(2, 0)
+            if layer.int_param(11, 0) or not (w and h and c):
                 raise NcnnError(f"{where}: only w x h x c MemoryData is supported")
             const(out, reader.raw(w * h * c, where).reshape(1, c, h, w))
         elif kind == "BinaryOp":
-            op = layer.int(0, 0)
+            op = layer.int_param(0, 0)
             if op not in BINARY_OPS and op not in (7, 8):
                 raise NcnnError(f"{where}: operation {op} is not supported")
-            if layer.int(1, 0):  # with a scalar
-                ins = [ins[0], const(f"{layer.name}/scalar", np.array(layer.float(2, 0.0)))]
+            if layer.int_param(1, 0):  # with a scalar
+                ins = [ins[0], const(f"{layer.name}/scalar", np.array(layer.float_param(2, 0.0)))]
             if op in (7, 8):  # reversed sub / div
                 op, ins = op - 6, [ins[1], ins[0]]
             nodes.append(helper.make_node(BINARY_OPS[op], ins, [out], name=layer.name))
@@ -175,17 +175,17 @@ def to_onnx(layers: list[Layer], weights: bytes, *, fp16: bool = False, producer
         elif kind == "Sigmoid":
             nodes.append(helper.make_node("Sigmoid", ins, [out], name=layer.name))
         elif kind == "ReLU":
-            slope = layer.float(0, 0.0)
-            op = helper.make_node("LeakyRelu", ins, [out], name=layer.name, alpha=slope) if slope else None
-            nodes.append(op or helper.make_node("Relu", ins, [out], name=layer.name))
+            slope = layer.float_param(0, 0.0)
+            relu = helper.make_node("LeakyRelu", ins, [out], name=layer.name, alpha=slope) if slope else None
+            nodes.append(relu or helper.make_node("Relu", ins, [out], name=layer.name))
         elif kind == "Concat":
-            if layer.int(0, 0) != 0:
+            if layer.int_param(0, 0) != 0:
                 raise NcnnError(f"{where}: only channel concatenation (axis 0) is supported")
             nodes.append(helper.make_node("Concat", ins, [out], name=layer.name, axis=1))
         elif kind == "PixelShuffle":
-            if layer.int(1, 0) != 0:
+            if layer.int_param(1, 0) != 0:
                 raise NcnnError(f"{where}: only mode 0 (PyTorch's PixelShuffle) is supported")
-            factor = layer.int(0, 1)
+            factor = layer.int_param(0, 1)
             nodes.append(helper.make_node("DepthToSpace", ins, [out], name=layer.name, blocksize=factor, mode="CRD"))
         else:
             raise NcnnError(f"{where}: layer type {kind} is not supported")
@@ -220,18 +220,18 @@ def _convolution(layer: Layer, ins: list[str], out: str, reader: _Weights, const
     from onnx import helper
 
     where = layer.where()
-    n_out, kw = layer.int(0, 0), layer.int(1, 0)
-    kh = layer.int(11, kw)
-    dw, sw, pl = layer.int(2, 1), layer.int(3, 1), layer.int(4, 0)
-    dh, sh, pt = layer.int(12, dw), layer.int(13, sw), layer.int(14, pl)
-    pr, pb = layer.int(15, pl), layer.int(16, pt)
-    size, bias = layer.int(6, 0), layer.int(5, 0)
-    activation = layer.int(9, 0)
+    n_out, kw = layer.int_param(0, 0), layer.int_param(1, 0)
+    kh = layer.int_param(11, kw)
+    dw, sw, pl = layer.int_param(2, 1), layer.int_param(3, 1), layer.int_param(4, 0)
+    dh, sh, pt = layer.int_param(12, dw), layer.int_param(13, sw), layer.int_param(14, pl)
+    pr, pb = layer.int_param(15, pl), layer.int_param(16, pt)
+    size, bias = layer.int_param(6, 0), layer.int_param(5, 0)
+    activation = layer.int_param(9, 0)
     if min(pl, pt, pr, pb) < 0:
         raise NcnnError(f"{where}: 'SAME' padding (negative pad) is not supported")
-    if layer.int(8, 0):
+    if layer.int_param(8, 0):
         raise NcnnError(f"{where}: int8 convolutions are not supported")
-    if activation not in (0, 1, 2, 4) or layer.float(18, 0.0) != 0:
+    if activation not in (0, 1, 2, 4) or layer.float_param(18, 0.0) != 0:
         raise NcnnError(f"{where}: activation {activation} / pad value is not supported")
     if not (n_out and kw and kh) or size % (n_out * kw * kh):
         raise NcnnError(f"{where}: weight size {size} does not fit {n_out} outputs of {kw}x{kh}")

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from origin.superres.ncnn import parse_param, to_onnx
 from origin.superres.registry import RegistryError, load_registry
@@ -178,7 +179,7 @@ def _entry(pack: Pack, model: PackModel, path: Path, path_fp16: Path, wheel: Pat
 
 def _register(models_dir: Path, entries: list[dict]) -> None:
     path = models_dir / "registry.json"
-    registry = json.loads(path.read_text()) if path.is_file() else {"format": 1, "models": []}
+    registry: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"format": 1, "models": []}
     names = {e["name"] for e in entries}
     registry["models"] = [m for m in registry.get("models", []) if m.get("name") not in names] + entries
     _write_atomic(path, (json.dumps(registry, indent=2) + "\n").encode())

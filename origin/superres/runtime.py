@@ -239,7 +239,7 @@ class Upscaler:
                 if cancelled is not None and cancelled():
                     raise Cancelled
                 patch = padded[y0 : y1 + 2 * ov, x0 : x1 + 2 * ov].transpose(2, 0, 1)[None]
-                x = (patch * ((hi - lo) / 255) + lo).astype(loaded.dtype)
+                x: np.ndarray = (patch * ((hi - lo) / 255) + lo).astype(loaded.dtype)
                 y = loaded.session.run([spec.output_name], {spec.input_name: x})[0][0]
                 core = y[:, ov * s : ov * s + (y1 - y0) * s, ov * s : ov * s + (x1 - x0) * s]
                 if spec.colour_order == "BGR":
