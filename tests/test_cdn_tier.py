@@ -12,12 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.deploy import nginx_config
+from tests.support.cli import edge
 from tests.support.corpus import AVIF_ACCEPT
 from tests.support.images import sniff
 from tests.support.metrics import scrape, value
 from tests.support.server import Server, free_port
 
-CONFIG = Path(__file__).parent.parent / "deploy" / "nginx" / "edge-cache.conf"
+CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "edge-cache.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (./dev test installs it when root)")
@@ -31,8 +33,9 @@ def cdn(server: Server):
     port = free_port()
     origin = server.base.removeprefix("http://")
     conf = workdir / "nginx.conf"
-    text = CONFIG.read_text().replace("@LISTEN@", f"127.0.0.1:{port}").replace("@ORIGIN@", origin)
-    conf.write_text(text.replace("@CACHE_DIR@", str(workdir)))
+    made = edge("deploy", "nginx", "--listen", f"127.0.0.1:{port}", "--origin", origin, "--cache-dir", str(workdir))
+    assert made.returncode == 0, made.stderr
+    conf.write_text(made.stdout)
     check = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen([NGINX, "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.PIPE)
@@ -107,3 +110,10 @@ def test_errors_are_not_cached_by_the_tier(server: Server, cdn: str):
     for _ in range(2):
         r = httpx.get(cdn + bad.removeprefix(server.base))
         assert r.status_code == 403 and r.headers["x-cache"] in ("MISS", "BYPASS", "EXPIRED")
+
+
+def test_the_shipped_config_is_what_edge_deploy_nginx_prints():
+    """deploy/nginx/edge-cache.conf is generated (its Accept maps come from the format table):
+    regenerate it with `./dev edge deploy nginx > deploy/nginx/edge-cache.conf`."""
+    assert CONFIG.read_text() == nginx_config()
+    assert edge("deploy", "nginx").stdout == nginx_config()

@@ -7,6 +7,7 @@ and is called with the configuration main() loaded from --config, the environmen
     rules check, srcset, preload   edge.cli.rules
     sitemap build                  edge.cli.sitemaps
     models list, models add        edge.cli.models
+    deploy nginx                   edge.cli.deploy
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import caches, models, rules, serve, sign, sitemaps
+from edge.cli import caches, deploy, models, rules, serve, sign, sitemaps
 from edge.cli.common import config_from_args
 from edge.config import ConfigError
 from origin.core.errors import Problem
 
-GROUPS = [serve, sign, caches, rules, sitemaps, models]  # modules with register(subparsers)
+GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy]  # modules with register(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:
