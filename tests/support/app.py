@@ -70,6 +70,7 @@ class InProcess:
     signer: Signer = field(default_factory=lambda: Signer(parse_keys(TEST_KEYS)))
     base: str = BASE
     _log: io.StringIO = field(default_factory=io.StringIO)
+    _handlers: list[tuple[logging.Logger, logging.Handler, int, bool]] = field(default_factory=list)
 
     def url(self, path: str, **options: object) -> str:
         """A signed URL for `path` (options as in the grammar: w=, h=, fm=, v=...)."""
@@ -78,13 +79,40 @@ class InProcess:
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(transport=self.transport, timeout=kwargs.pop("timeout", 30), **kwargs)
 
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """One GET through a short-lived client (what a test would do with httpx.get)."""
+        timeout = kwargs.pop("timeout", 30)
+        with self.client(timeout=timeout) as client:
+            return client.get(url, **kwargs)
+
     def log(self) -> str:
         """What the app logged (its loggers, access log included), as the server's stderr would show."""
         return self._log.getvalue()
 
     def run(self, coroutine: Any) -> Any:
         """Run a coroutine on the app's event loop (to call services directly)."""
-        return self.transport.run(coroutine)
+        return self.transport.run(coroutine, timeout=60)
+
+    def _capture(self) -> None:
+        """Log as `edge serve` does: access lines as bare JSON, the rest with level and logger."""
+        self._handlers = []
+        for name, fmt, propagate in (
+            ("edge", "%(levelname)s %(name)s: %(message)s", True),
+            ("edge.access", "%(message)s", False),
+        ):
+            logger = logging.getLogger(name)
+            handler = logging.StreamHandler(self._log)
+            handler.setFormatter(logging.Formatter(fmt))
+            self._handlers.append((logger, handler, logger.level, logger.propagate))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = propagate
+
+    def _release(self) -> None:
+        for logger, handler, level, propagate in self._handlers:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def config_for(tmp: Path, masters: Path, env: dict[str, str] | None = None) -> Config:
@@ -93,26 +121,35 @@ def config_for(tmp: Path, masters: Path, env: dict[str, str] | None = None) -> C
     return load_config(env={**base, "EDGE_MASTERS": str(masters), **(env or {})})
 
 
-@contextmanager
-def in_process(tmp: Path, env: dict[str, str] | None = None, masters: Path | None = None) -> Iterator[InProcess]:
-    """The app over a copy of the test corpus (or `masters`), configured like tests.support.server."""
+def start_app(
+    tmp: Path, env: dict[str, str] | None = None, masters: Path | None = None, cache_dir: Path | None = None
+) -> InProcess:
+    """The app over a copy of the test corpus (or `masters`), configured like tests.support.server's
+    real server; `stop_app` ends it. Its log (the edge loggers) is captured for `log()`."""
     if masters is None:
         masters = tmp / "masters"
         shutil.copytree(CORPUS, masters, ignore=shutil.ignore_patterns("*.py", "*.md", "licenses"))
-    config = config_for(tmp, masters, env)
+    extra = {"EDGE_CACHE_DIR": str(cache_dir)} if cache_dir else {}
+    config = config_for(tmp, masters, {**extra, **(env or {})})
     services = build_services(config)
     transport = LoopTransport(create_app(config, services))
     app = InProcess(config, services, transport, masters, Path(config.cache.disk_dir))
-    handler = logging.StreamHandler(app._log)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("edge")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+    app._capture()
+    return app
+
+
+def stop_app(app: InProcess) -> None:
+    try:
+        app.run(app.services.close())
+    finally:
+        app.transport.stop()
+        app._release()
+
+
+@contextmanager
+def in_process(tmp: Path, env: dict[str, str] | None = None, masters: Path | None = None) -> Iterator[InProcess]:
+    app = start_app(tmp, env, masters)
     try:
         yield app
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        transport.run(services.close(), timeout=30)
-        transport.stop()
+        stop_app(app)

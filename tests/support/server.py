@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,8 +38,14 @@ class Server:
         """A signed URL for `path` (options as in the grammar: w=, h=, fm=, v=...)."""
         return self.base + self.signer.sign_url(path, RenditionOptions(**options))  # type: ignore[arg-type]
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(timeout=30, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """One GET through a short-lived client (what a test would do with httpx.get)."""
+        timeout = kwargs.pop("timeout", 30)
+        with self.client(timeout=timeout) as client:
+            return client.get(url, **kwargs)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -6,14 +6,13 @@ import asyncio
 import ipaddress
 from pathlib import Path
 
-import httpx
 import pytest
 
 from edge.urls import canonical_path
 from origin.core.errors import Problem
 from origin.masters.http import AllowEntry, HttpMasterStore, HttpSettings, check_url, is_public
+from tests.support.app import InProcess, start_app, stop_app
 from tests.support.images import decode, sniff
-from tests.support.server import Server, start_server, stop_server
 
 ALLOW = [AllowEntry.parse("https://images.example.com/photos/"), AllowEntry.parse("https://cdn.example.org:8443/")]
 
@@ -88,59 +87,59 @@ def test_a_name_that_resolves_inside_is_refused_even_when_allowlisted():
     assert err.value.status == 403 and "non-public" in err.value.detail
 
 
-def _edge(tmp: Path, pictures: str, **extra: str) -> Server:
+def _edge(tmp: Path, pictures: str, **extra: str) -> InProcess:
     env = {
         "EDGE_HTTP_ALLOW": f"{pictures}/pics/",
         "EDGE_HTTP_READ_TIMEOUT_S": "1",
         "EDGE_LIMITS_MAX_MASTER_BYTES": "200000",
         **extra,
     }
-    return start_server(tmp, env)
+    return start_app(tmp, env)
 
 
 @pytest.fixture(scope="module")
 def edge(pictures: str, tmp_path_factory: pytest.TempPathFactory):
     srv = _edge(tmp_path_factory.mktemp("httpedge"), pictures, EDGE_HTTP_ALLOW_NETWORKS="127.0.0.0/8")
     yield srv
-    stop_server(srv)
+    stop_app(srv)
 
 
-def test_an_allowlisted_http_master_is_rendered(edge: Server, pictures: str):
+def test_an_allowlisted_http_master_is_rendered(edge: InProcess, pictures: str):
     url = edge.url(f"{pictures}/pics/flower_640x427.jpg", w=160, fm="webp")
     assert f"/img/{canonical_path(pictures)}/pics/" in url
-    r = httpx.get(url)
+    r = edge.get(url)
     assert r.status_code == 200, r.text
     assert sniff(r.content) == "webp" and decode(r.content).width == 160
-    assert httpx.get(url).headers["cache-status"] == "edge-memory; hit"
+    assert edge.get(url).headers["cache-status"] == "edge-memory; hit"
 
 
-def test_redirects_are_followed_only_inside_the_allowlist(edge: Server, pictures: str):
-    assert httpx.get(edge.url(f"{pictures}/pics/redirect-inside", w=50)).status_code == 200
-    outside = httpx.get(edge.url(f"{pictures}/pics/redirect-outside", w=50))
+def test_redirects_are_followed_only_inside_the_allowlist(edge: InProcess, pictures: str):
+    assert edge.get(edge.url(f"{pictures}/pics/redirect-inside", w=50)).status_code == 200
+    outside = edge.get(edge.url(f"{pictures}/pics/redirect-outside", w=50))
     assert outside.status_code == 403 and "allowlist" in outside.json()["detail"]
-    loop = httpx.get(edge.url(f"{pictures}/pics/loop", w=50))
+    loop = edge.get(edge.url(f"{pictures}/pics/loop", w=50))
     assert loop.status_code == 502 and "redirected more than" in loop.json()["detail"]
 
 
-def test_urls_outside_the_allowlist_are_403(edge: Server, pictures: str):
-    assert httpx.get(edge.url(f"{pictures}/private/flower_640x427.jpg", w=50)).status_code == 403
-    assert httpx.get(edge.url("https://example.com/pics/flower_640x427.jpg", w=50)).status_code == 403
-    assert httpx.get(edge.url(f"{pictures}/pics/missing.jpg", w=50)).status_code == 404
+def test_urls_outside_the_allowlist_are_403(edge: InProcess, pictures: str):
+    assert edge.get(edge.url(f"{pictures}/private/flower_640x427.jpg", w=50)).status_code == 403
+    assert edge.get(edge.url("https://example.com/pics/flower_640x427.jpg", w=50)).status_code == 403
+    assert edge.get(edge.url(f"{pictures}/pics/missing.jpg", w=50)).status_code == 404
 
 
-def test_slow_and_oversized_masters_fail_cleanly(edge: Server, pictures: str):
-    slow = httpx.get(edge.url(f"{pictures}/pics/slow.jpg", w=50), timeout=30)
+def test_slow_and_oversized_masters_fail_cleanly(edge: InProcess, pictures: str):
+    slow = edge.get(edge.url(f"{pictures}/pics/slow.jpg", w=50), timeout=30)
     assert slow.status_code == 504 and slow.headers["cache-control"] == "no-store"
-    big = httpx.get(edge.url(f"{pictures}/pics/truncated_progressive_50pct.jpg", w=50))
+    big = edge.get(edge.url(f"{pictures}/pics/truncated_progressive_50pct.jpg", w=50))
     assert big.status_code == 413
 
 
 def test_loopback_is_refused_without_an_explicit_network(pictures: str, tmp_path: Path):
     srv = _edge(tmp_path, pictures)
     try:
-        r = httpx.get(srv.url(f"{pictures}/pics/flower_640x427.jpg", w=50))
+        r = srv.get(srv.url(f"{pictures}/pics/flower_640x427.jpg", w=50))
         assert r.status_code == 403 and "non-public" in r.json()["detail"]
         # Local masters still work beside the HTTP ones.
-        assert httpx.get(srv.url("flower_640x427.jpg", w=50)).status_code == 200
+        assert srv.get(srv.url("flower_640x427.jpg", w=50)).status_code == 200
     finally:
-        stop_server(srv)
+        stop_app(srv)

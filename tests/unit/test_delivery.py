@@ -7,18 +7,18 @@ import time
 import httpx
 
 from origin.masters.index import version_hash
+from tests.support.app import InProcess
 from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
 from tests.support.images import decode, frames, sniff
-from tests.support.server import Server
 
 PHOTO = "flower_640x427.jpg"
 
 
-def version_of(server: Server, path: str) -> str:
+def version_of(server: InProcess, path: str) -> str:
     return version_hash((server.masters / path).read_bytes())[:16]
 
 
-def test_a_browser_that_accepts_avif_gets_avif(server: Server, http: httpx.Client):
+def test_a_browser_that_accepts_avif_gets_avif(server: InProcess, http: httpx.Client):
     r = http.get(server.url(PHOTO, w=320, v=version_of(server, PHOTO)), headers={"Accept": AVIF_ACCEPT})
     assert r.status_code == 200
     assert sniff(r.content) == "avif" and r.headers["content-type"] == "image/avif"
@@ -30,7 +30,7 @@ def test_a_browser_that_accepts_avif_gets_avif(server: Server, http: httpx.Clien
     assert (image.width, image.height) == (320, 214)
 
 
-def test_webp_only_gets_webp_and_wildcard_gets_jpeg(server: Server, http: httpx.Client):
+def test_webp_only_gets_webp_and_wildcard_gets_jpeg(server: InProcess, http: httpx.Client):
     url = server.url(PHOTO, w=200)
     webp = http.get(url, headers={"Accept": WEBP_ACCEPT})
     jpeg = http.get(url, headers={"Accept": "*/*"})
@@ -40,12 +40,12 @@ def test_webp_only_gets_webp_and_wildcard_gets_jpeg(server: Server, http: httpx.
     assert jpeg.headers["etag"] == none.headers["etag"]
 
 
-def test_explicit_format_wins_and_is_not_varied(server: Server, http: httpx.Client):
+def test_explicit_format_wins_and_is_not_varied(server: InProcess, http: httpx.Client):
     r = http.get(server.url(PHOTO, w=200, fm="png"), headers={"Accept": AVIF_ACCEPT})
     assert sniff(r.content) == "png" and "vary" not in r.headers
 
 
-def test_if_none_match_gives_304_with_the_same_validators(server: Server, http: httpx.Client):
+def test_if_none_match_gives_304_with_the_same_validators(server: InProcess, http: httpx.Client):
     url = server.url(PHOTO, w=150, v=version_of(server, PHOTO))
     first = http.get(url, headers={"Accept": AVIF_ACCEPT})
     etag = first.headers["etag"]
@@ -61,7 +61,7 @@ def test_if_none_match_gives_304_with_the_same_validators(server: Server, http: 
     assert http.get(url, headers={"Accept": "*/*", "If-None-Match": etag}).status_code == 200
 
 
-def test_head_has_the_headers_of_get_and_no_body(server: Server, http: httpx.Client):
+def test_head_has_the_headers_of_get_and_no_body(server: InProcess, http: httpx.Client):
     url = server.url(PHOTO, w=120)
     get = http.get(url, headers={"Accept": WEBP_ACCEPT})
     head = http.head(url, headers={"Accept": WEBP_ACCEPT})
@@ -70,7 +70,7 @@ def test_head_has_the_headers_of_get_and_no_body(server: Server, http: httpx.Cli
         assert head.headers[name] == get.headers[name]
 
 
-def test_cache_control_follows_the_version(server: Server, http: httpx.Client):
+def test_cache_control_follows_the_version(server: InProcess, http: httpx.Client):
     current = version_of(server, PHOTO)
     unversioned = http.get(server.url(PHOTO, w=100))
     stale = http.get(server.url(PHOTO, w=100, v="0123456789abcdef"))
@@ -81,7 +81,7 @@ def test_cache_control_follows_the_version(server: Server, http: httpx.Client):
     assert stale.content == fresh.content  # a stale version still gets the current picture
 
 
-def test_a_changed_master_gets_a_new_version_and_etag(server: Server, http: httpx.Client):
+def test_a_changed_master_gets_a_new_version_and_etag(server: InProcess, http: httpx.Client):
     path = "changing.jpg"
     target = server.masters / path
     target.write_bytes((server.masters / PHOTO).read_bytes())
@@ -94,7 +94,7 @@ def test_a_changed_master_gets_a_new_version_and_etag(server: Server, http: http
     assert after.headers["cache-control"] == "public, max-age=60"  # the URL's v is now stale
 
 
-def test_cache_status_and_server_timing_tell_miss_from_hit(server: Server, http: httpx.Client):
+def test_cache_status_and_server_timing_tell_miss_from_hit(server: InProcess, http: httpx.Client):
     url = server.url(PHOTO, w=77)
     miss = http.get(url, headers={"Accept": "*/*"})
     hit = http.get(url, headers={"Accept": "*/*"})
@@ -105,14 +105,14 @@ def test_cache_status_and_server_timing_tell_miss_from_hit(server: Server, http:
     assert hit.content == miss.content and hit.headers["etag"] == miss.headers["etag"]
 
 
-def test_option_spellings_share_one_cache_entry(server: Server, http: httpx.Client):
+def test_option_spellings_share_one_cache_entry(server: InProcess, http: httpx.Client):
     a = http.get(server.url(PHOTO, w=91, q=70, fit="cover", dpr=1.0))
     b = http.get(server.url(PHOTO, q=70, w=91))
     assert a.headers["etag"] == b.headers["etag"]
     assert "hit" in b.headers["cache-status"]
 
 
-def test_dpr_multiplies_and_the_response_says_how_it_upscaled(server: Server, http: httpx.Client):
+def test_dpr_multiplies_and_the_response_says_how_it_upscaled(server: InProcess, http: httpx.Client):
     r = http.get(server.url(PHOTO, w=500, dpr=2, fm="jpeg"))
     assert decode(r.content).width == 1000
     assert r.headers["x-upscale"] != "none"  # a model (tests/test_superres_server.py) or Lanczos
@@ -122,7 +122,7 @@ def test_dpr_multiplies_and_the_response_says_how_it_upscaled(server: Server, ht
     assert r.headers["x-upscale"] == "none"
 
 
-def test_crop_fit_and_gravity_shape_the_output(server: Server, http: httpx.Client):
+def test_crop_fit_and_gravity_shape_the_output(server: InProcess, http: httpx.Client):
     cases = [
         (dict(w=200, h=200), (200, 200)),
         (dict(w=200, h=200, fit="contain"), (200, 133)),
@@ -141,7 +141,7 @@ def test_crop_fit_and_gravity_shape_the_output(server: Server, http: httpx.Clien
         assert (image.width, image.height) == size, opts
 
 
-def test_alpha_masters_never_become_jpeg(server: Server, http: httpx.Client):
+def test_alpha_masters_never_become_jpeg(server: InProcess, http: httpx.Client):
     for path in ("rgba_alpha_1600x1000.webp", "tiny_1x1_transparent.png"):
         for accept, fmt in ((AVIF_ACCEPT, "avif"), (WEBP_ACCEPT, "webp"), ("*/*", "png"), ("image/jpeg", "png")):
             r = http.get(server.url(path, w=64), headers={"Accept": accept})
@@ -149,7 +149,7 @@ def test_alpha_masters_never_become_jpeg(server: Server, http: httpx.Client):
             assert decode(r.content).hasalpha(), (path, accept)
 
 
-def test_animated_masters_stay_animated(server: Server, http: httpx.Client):
+def test_animated_masters_stay_animated(server: InProcess, http: httpx.Client):
     for path in ("animated_24f_160x90.gif", "animated_24f_160x90.webp"):
         webp = http.get(server.url(path, w=80), headers={"Accept": AVIF_ACCEPT})
         gif = http.get(server.url(path, w=80), headers={"Accept": "*/*"})

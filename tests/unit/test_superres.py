@@ -21,9 +21,8 @@ from origin.superres.registry import (
     plan_scales,
 )
 from origin.superres.runtime import Upscaler, aligned_upscale
+from tests.support.corpus import CORPUS
 from tests.support.images import lanczos3_enlarge
-
-CORPUS = Path(__file__).parent / "corpus"
 
 
 def photo(name: str, left: int, top: int, width: int, height: int) -> pyvips.Image:

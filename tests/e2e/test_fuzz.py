@@ -50,7 +50,7 @@ SEED = int(os.environ.get("EDGE_FUZZ_SEED", "20261123"))
 N_REQUESTS = int(os.environ.get("EDGE_FUZZ_REQUESTS", 100_000 if LONG else 10_000))
 N_MUTANTS = int(os.environ.get("EDGE_FUZZ_MUTANTS", 3_000 if LONG else 300))
 N_IN_PROCESS = 20_000 if LONG else 3_000
-REGRESSIONS = Path(__file__).parent / "regressions"
+REGRESSIONS = Path(__file__).resolve().parents[1] / "regressions"
 
 KEYS = parse_keys(TEST_KEYS)
 KEYS_BY_ID = {k.kid: k for k in KEYS}

@@ -26,7 +26,7 @@ from origin.superres.runtime import Upscaler
 from tests.support.corpus import CORPUS
 from tests.support.server import start_server, stop_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(7)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import pyvips
@@ -12,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origin.imaging.metadata import PHOTOSHOP, build_exif, exif_rights, filter_iptc, filter_xmp, keep_rights_only
+from tests.support.corpus import CORPUS
 
 # Canon EOS 400D photo with GPS (48°51'24.12"N 2°17'40.2"E) in EXIF and XMP, Artist, dc:creator and
 # a COM comment (from the shared corpus, tricky/gps_exif_xmp_1920x1280.jpg, GPL-2+).
-PHOTO = Path(__file__).parent / "corpus" / "gps_exif_xmp_1920x1280.jpg"
+PHOTO = CORPUS / "gps_exif_xmp_1920x1280.jpg"
 PHOTO_ARTIST = "Test Person (artist tag, should be stripped)"
 GPS_LATITUDE_EXIF = struct.pack("<6I", 48, 1, 51, 1, 603, 25)  # the GPSLatitude rationals
 GPS_LATITUDE_XMP = b"48,51.402N"

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import yaml
 
-DEPLOY = Path(__file__).parent.parent / "deploy"
+from edge.deploy import nginx_config
+from tests.support.cli import run_cli
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def manifests() -> dict[str, dict]:
@@ -69,3 +72,11 @@ def test_service_and_autoscaler_point_at_the_origin():
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "edge-origin"
     assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+
+
+def test_the_shipped_nginx_config_is_what_edge_deploy_nginx_prints(capsys):
+    """deploy/nginx/edge-cache.conf is generated (its Accept maps come from the format table):
+    regenerate it with `./dev edge deploy nginx > deploy/nginx/edge-cache.conf`."""
+    assert (DEPLOY / "nginx" / "edge-cache.conf").read_text() == nginx_config()
+    assert run_cli("deploy", "nginx") == 0
+    assert capsys.readouterr().out == nginx_config()

@@ -6,15 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from origin.masters.index import version_hash
 from origin.superres.registry import available_models
+from tests.support.app import InProcess, start_app, stop_app
 from tests.support.corpus import CORPUS
 from tests.support.images import decode, mean_abs_diff
 from tests.support.metrics import scrape, value
-from tests.support.server import Server, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(not available_models(), reason="no super-resolution model is installed")
 CAT = "chelsea_cat_451x300.png"
@@ -34,13 +33,13 @@ def patient(tmp_path_factory: pytest.TempPathFactory):
     (rules / "site.yaml").write_text(
         "rules:\n  logo:\n    masters: ['rocket_640x427.jpg']\n    sizes: 200px\n    enhance: never\n"
     )
-    srv = start_server(tmp, {"EDGE_SUPERRES_BUDGET_S": "120", "EDGE_RULES_DIR": str(rules)})
+    srv = start_app(tmp, {"EDGE_SUPERRES_BUDGET_S": "120", "EDGE_RULES_DIR": str(rules)})
     yield srv
-    stop_server(srv)
+    stop_app(srv)
 
 
-def test_a_high_dpr_miss_beyond_the_master_is_made_by_the_model(patient: Server):
-    r = httpx.get(patient.url(CAT, w=400, dpr=2, fm="png", v=VERSION), timeout=120)
+def test_a_high_dpr_miss_beyond_the_master_is_made_by_the_model(patient: InProcess):
+    r = patient.get(patient.url(CAT, w=400, dpr=2, fm="png", v=VERSION), timeout=120)
     assert r.status_code == 200, r.text
     assert r.headers["x-upscale"].startswith(model_label().split("@")[0])
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -50,34 +49,34 @@ def test_a_high_dpr_miss_beyond_the_master_is_made_by_the_model(patient: Server)
     assert 0.3 < mean_abs_diff(image, lanczos) < 10  # the same picture, with different detail
 
 
-def test_dpr_1_and_small_enlargements_stay_lanczos(patient: Server):
-    assert httpx.get(patient.url(CAT, w=800, fm="png")).headers["x-upscale"] == "lanczos"
-    assert httpx.get(patient.url(CAT, w=250, dpr=2, fm="png")).headers["x-upscale"] == "lanczos"  # x1.1
-    assert httpx.get(patient.url(CAT, w=200, dpr=2, fm="png")).headers["x-upscale"] == "none"
+def test_dpr_1_and_small_enlargements_stay_lanczos(patient: InProcess):
+    assert patient.get(patient.url(CAT, w=800, fm="png")).headers["x-upscale"] == "lanczos"
+    assert patient.get(patient.url(CAT, w=250, dpr=2, fm="png")).headers["x-upscale"] == "lanczos"  # x1.1
+    assert patient.get(patient.url(CAT, w=200, dpr=2, fm="png")).headers["x-upscale"] == "none"
 
 
-def test_a_rule_that_says_never_keeps_the_model_away(patient: Server):
-    r = httpx.get(patient.url("rocket_640x427.jpg", w=600, dpr=2, fm="jpeg"), timeout=120)
+def test_a_rule_that_says_never_keeps_the_model_away(patient: InProcess):
+    r = patient.get(patient.url("rocket_640x427.jpg", w=600, dpr=2, fm="jpeg"), timeout=120)
     assert r.headers["x-upscale"] == "lanczos"
 
 
-def test_model_runs_are_counted(patient: Server):
-    r = httpx.get(patient.url(CAT, w=420, dpr=2, fm="webp"), timeout=120)
+def test_model_runs_are_counted(patient: InProcess):
+    r = patient.get(patient.url(CAT, w=420, dpr=2, fm="webp"), timeout=120)
     assert value(scrape(patient), "edge_superres_runs_total", model=r.headers["x-upscale"]) >= 1
 
 
 def test_progressive_upgrade_when_the_model_will_not_fit_the_budget(tmp_path: Path):
-    srv = start_server(tmp_path, {"EDGE_SUPERRES_BUDGET_S": "0"})
+    srv = start_app(tmp_path, {"EDGE_SUPERRES_BUDGET_S": "0"})
     try:
         url = srv.url(CAT, w=430, dpr=2, fm="webp", v=VERSION)
-        first = httpx.get(url)
+        first = srv.get(url)
         assert first.status_code == 200
         assert first.headers["x-upscale"] == "lanczos"
         assert first.headers["cache-control"] == "private, no-cache"  # no CDN keeps the stand-in
         assert decode(first.content).width == 860
         deadline = time.monotonic() + 120
         while True:
-            later = httpx.get(url, headers={"If-None-Match": first.headers["etag"]})
+            later = srv.get(url, headers={"If-None-Match": first.headers["etag"]})
             if later.headers.get("x-upscale", "lanczos") != "lanczos" or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -86,4 +85,4 @@ def test_progressive_upgrade_when_the_model_will_not_fit_the_budget(tmp_path: Pa
         assert later.headers["etag"] != first.headers["etag"]
         assert value(scrape(srv), "edge_superres_fallbacks_total", reason="budget") >= 1
     finally:
-        stop_server(srv)
+        stop_app(srv)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import pyvips
 
 from origin.imaging.resample import enlarge, resize_exact
+from tests.support.corpus import CORPUS
 from tests.support.images import lanczos3_enlarge
-
-CORPUS = Path(__file__).parent / "corpus"
 
 
 def _column_image(width: int, height: int, column: int) -> pyvips.Image:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.app import InProcess
 from tests.support.images import decode, mean_abs_diff, sniff
-from tests.support.server import Server
 
 ORIENTED = [f"exif_orientation_{n}_640x360.jpg" for n in (2, 3, 4, 5, 6, 8)] + [
     "exif_orientation_6_640x360.png",
@@ -14,14 +14,14 @@ ORIENTED = [f"exif_orientation_{n}_640x360.jpg" for n in (2, 3, 4, 5, 6, 8)] + [
 ]
 
 
-def png(server: Server, http: httpx.Client, path: str, **opts: object):
+def png(server: InProcess, http: httpx.Client, path: str, **opts: object):
     r = http.get(server.url(path, fm="png", **opts))
     assert r.status_code == 200, r.text
     return decode(r.content)
 
 
 @pytest.mark.parametrize("path", ORIENTED)
-def test_every_exif_orientation_comes_out_upright(server: Server, http: httpx.Client, path: str):
+def test_every_exif_orientation_comes_out_upright(server: InProcess, http: httpx.Client, path: str):
     reference = png(server, http, "exif_orientation_1_640x360.jpg", w=320)
     out = png(server, http, path, w=320)
     assert (out.width, out.height) == (320, 180)
@@ -36,7 +36,7 @@ def test_every_exif_orientation_comes_out_upright(server: Server, http: httpx.Cl
     "path, tolerance", [("cmyk_640x400.jpg", 7), ("display_p3_640x400.jpg", 1.5), ("adobergb_640x400.jpg", 1.5)]
 )
 def test_wide_gamut_and_cmyk_masters_come_out_close_to_the_srgb_reference(
-    server: Server, http: httpx.Client, path: str, tolerance: float
+    server: InProcess, http: httpx.Client, path: str, tolerance: float
 ):
     reference = png(server, http, "srgb_reference_640x400.jpg", w=320)
     out = png(server, http, path, w=320)
@@ -47,7 +47,7 @@ def test_wide_gamut_and_cmyk_masters_come_out_close_to_the_srgb_reference(
 
 
 @pytest.mark.parametrize("path", ["display_p3_640x400.jpg", "adobergb_640x400.jpg"])
-def test_ignoring_the_profile_would_have_been_caught(server: Server, path: str):
+def test_ignoring_the_profile_would_have_been_caught(server: InProcess, path: str):
     # The check above has teeth: wide-gamut pixels read as if sRGB are far off (3.9 and 5.3).
     import pyvips
 
@@ -57,12 +57,12 @@ def test_ignoring_the_profile_would_have_been_caught(server: Server, path: str):
     assert mean_abs_diff(raw, reference) > 3
 
 
-def test_16_bit_and_grey_masters_become_8_bit(server: Server, http: httpx.Client):
+def test_16_bit_and_grey_masters_become_8_bit(server: InProcess, http: httpx.Client):
     out = png(server, http, "gray16_264x198.png", w=100)
     assert out.format == "uchar"
 
 
-def test_resizing_keeps_the_colours(server: Server, http: httpx.Client):
+def test_resizing_keeps_the_colours(server: InProcess, http: httpx.Client):
     master = decode((server.masters / "flower_640x427.jpg").read_bytes())
     for fm in ("jpeg", "webp", "avif"):
         r = http.get(server.url("flower_640x427.jpg", w=320, fm=fm))
@@ -70,7 +70,7 @@ def test_resizing_keeps_the_colours(server: Server, http: httpx.Client):
         assert mean_abs_diff(decode(r.content), master.resize(0.5)) < 6, fm
 
 
-def test_location_and_camera_data_are_stripped_but_rights_kept(server: Server, http: httpx.Client):
+def test_location_and_camera_data_are_stripped_but_rights_kept(server: InProcess, http: httpx.Client):
     for fm in ("jpeg", "webp", "avif", "png"):
         r = http.get(server.url("gps_exif_xmp_1920x1280.jpg", w=400, fm=fm))
         assert b"GPS" not in r.content and b"Canon" not in r.content, fm
@@ -80,7 +80,7 @@ def test_location_and_camera_data_are_stripped_but_rights_kept(server: Server, h
             assert "exif-ifd0-Artist" in fields, fm
 
 
-def test_alpha_edges_have_no_hidden_colour_fringes(server: Server, http: httpx.Client):
+def test_alpha_edges_have_no_hidden_colour_fringes(server: InProcess, http: httpx.Client):
     # Transparent pixels hide magenta; a resize without premultiplied alpha bleeds it into the edge.
     out = png(server, http, "rgba_alpha_1600x1000.webp", w=400)
     assert out.bands == 4

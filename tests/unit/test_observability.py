@@ -7,23 +7,22 @@ import shutil
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.app import InProcess, start_app, stop_app
 from tests.support.metrics import scrape, value
-from tests.support.server import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(tmp_path_factory.mktemp("observed"))
+    srv = start_app(tmp_path_factory.mktemp("observed"))
     yield srv
-    stop_server(srv)
+    stop_app(srv)
 
 
-def test_metric_names_follow_prometheus_conventions(fresh: Server):
-    text = httpx.get(fresh.base + "/metrics").text
+def test_metric_names_follow_prometheus_conventions(fresh: InProcess):
+    text = fresh.get(fresh.base + "/metrics").text
     families = {f.name: f.type for f in text_string_to_metric_families(text) if f.name.startswith("edge_")}
     assert {"edge_requests", "edge_renders", "edge_cache_lookups", "edge_render_queue_depth"} <= set(families)
     for name, kind in families.items():
@@ -33,11 +32,11 @@ def test_metric_names_follow_prometheus_conventions(fresh: Server):
             assert name.endswith("_seconds"), name
 
 
-def test_a_miss_then_a_hit_move_the_counters(fresh: Server):
+def test_a_miss_then_a_hit_move_the_counters(fresh: InProcess):
     url = fresh.url("flower_640x427.jpg", w=123, fm="webp")
     before = scrape(fresh)
-    httpx.get(url)
-    httpx.get(url)
+    fresh.get(url)
+    fresh.get(url)
     after = scrape(fresh)
     assert value(after, "edge_renders_total", format="webp") - value(before, "edge_renders_total", format="webp") == 1
     hits = ("edge_cache_lookups_total", {"tier": "edge-memory", "result": "hit"})
@@ -50,23 +49,23 @@ def test_a_miss_then_a_hit_move_the_counters(fresh: Server):
     assert value(after, "edge_render_duration_seconds_count") > value(before, "edge_render_duration_seconds_count")
 
 
-def test_health_and_readiness(fresh: Server, tmp_path: Path):
-    assert httpx.get(fresh.base + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(fresh.base + "/readyz").status_code == 200
+def test_health_and_readiness(fresh: InProcess, tmp_path: Path):
+    assert fresh.get(fresh.base + "/healthz").json() == {"status": "ok"}
+    assert fresh.get(fresh.base + "/readyz").status_code == 200
     moved = tmp_path / "moved"
     shutil.move(fresh.masters, moved)
     try:
-        r = httpx.get(fresh.base + "/readyz")
+        r = fresh.get(fresh.base + "/readyz")
         assert r.status_code == 503 and "masters directory" in r.json()["problems"][0]
     finally:
         shutil.move(moved, fresh.masters)
-    assert httpx.get(fresh.base + "/readyz").status_code == 200
+    assert fresh.get(fresh.base + "/readyz").status_code == 200
 
 
-def test_access_log_is_one_json_line_per_request_with_its_id(fresh: Server):
+def test_access_log_is_one_json_line_per_request_with_its_id(fresh: InProcess):
     url = fresh.url("rocket_640x427.jpg", w=99, fm="jpeg")
-    miss = httpx.get(url, headers={"X-Request-Id": "trace-abc.1"})
-    hit = httpx.get(url)
+    miss = fresh.get(url, headers={"X-Request-Id": "trace-abc.1"})
+    hit = fresh.get(url)
     assert miss.headers["x-request-id"] == "trace-abc.1"
     assert len(hit.headers["x-request-id"]) == 32
     by_id = logged(fresh, "trace-abc.1", hit.headers["x-request-id"])
@@ -74,13 +73,13 @@ def test_access_log_is_one_json_line_per_request_with_its_id(fresh: Server):
     assert first["status"] == 200 and first["cache"] == "miss" and first["render_ms"] > 0
     assert first["format"] == "jpeg" and first["bytes"] == len(miss.content)
     assert second["cache"] == "hit" and second["render_ms"] is None
-    bad = httpx.get(url.replace("w=99", "w=98"))
+    bad = fresh.get(url.replace("w=99", "w=98"))
     assert bad.status_code == 403
     refused = logged(fresh, bad.headers["x-request-id"])[bad.headers["x-request-id"]]
     assert refused["status"] == 403 and refused["cache"] == "none"
 
 
-def logged(server: Server, *request_ids: str) -> dict[str, dict]:
+def logged(server: InProcess, *request_ids: str) -> dict[str, dict]:
     """Access-log records by request id, waiting for the ones named: a line is written just after
     its response has gone out, so it can trail the client by a moment."""
     deadline = time.monotonic() + 5

@@ -25,12 +25,11 @@ from origin.masters.local import LocalMasterStore
 from rules.loader import load_rules
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
 from rules.settings import BUNDLED_RULES
-from tests.support.app import in_process
+from tests.support.app import InProcess, in_process
 from tests.support.cli import edge, run_cli
 from tests.support.corpus import AVIF_ACCEPT
 from tests.support.images import decode, frames, sniff
 from tests.support.planning import CAPACITY
-from tests.support.server import Server
 
 EXAMPLES = BUNDLED_RULES
 KEYS = "k1:test-secret-number-one-0123456789,k0:test-secret-number-zero-0123456789"
@@ -428,7 +427,7 @@ def test_http_without_rules_configured_is_a_404(tmp_path):
 # --- the real server renders what the markup promises ------------------------------------------
 
 
-def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(server: Server, tmp_path):
+def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(server: InProcess, tmp_path):
     """Each URL of the <picture> (and the negotiated <img>) is fetched from a running server: it is
     accepted (signed, current version), in the format its <source type> says, at exactly the
     width and height the srcset and the width/height attributes promise."""

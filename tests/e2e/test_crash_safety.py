@@ -220,7 +220,7 @@ def test_kill_9_mid_render_and_mid_write_never_leaves_a_servable_partial_entry(t
 def test_overload_degrades_as_designed(tmp_path: Path):
     """benchmarks/overload.py for ~20 s: a small queue driven past saturation by new renditions while
     other clients ask for cached ones. The long run (10 minutes, RSS drift) is in benchmarks/README.md."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import overload
 
     figures, alive = overload.run_overload(float(os.environ.get("EDGE_OVERLOAD_MINUTES", "0.33")), tmp_path)
