@@ -87,6 +87,8 @@ def ssim_y(a: np.ndarray, b: np.ndarray) -> float:
 
 # ------------------------------------------------------------------ resamplers
 def lanczos3_weights(scale: int) -> np.ndarray:
+    """The reference Lanczos3, written out here on purpose rather than imported: it is the truth the
+    pipeline's origin.imaging.resample is measured against (the same holds for tests.support.images)."""
     offsets = np.arange(-3, 4, dtype=np.float64)
     weights = np.zeros((scale, 7))
     for p in range(scale):

@@ -1,4 +1,4 @@
-"""Train the project's own super-resolution model and export it to ONNX (not run by install or tests).
+"""Train the project's own super-resolution model and export it to ONNX (not part of the installed package).
 
     python3 -m venv /tmp/trainvenv
     /tmp/trainvenv/bin/pip install torch==2.13.0 numpy pyvips pyvips-binary onnx onnxruntime
@@ -51,6 +51,9 @@ log = logging.getLogger("train")
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "origin" / "superres" / "models"
+sys.path.insert(0, str(REPO))  # one Lanczos3 for the model's fixed base and for delivery
+from origin.imaging.resample import lanczos3_phases  # noqa: E402
+
 EVAL_DIRS = [REPO.parent / "shared" / "corpus" / "photos", REPO / "tests" / "corpus"]
 
 # ---------------------------------------------------------------------------------------------
@@ -288,16 +291,8 @@ def make_pairs(path: Path, name: str, scale: int, multiscale: bool) -> list[Pair
 # ---------------------------------------------------------------------------------------------
 # 4. the network
 # ---------------------------------------------------------------------------------------------
-def lanczos3_phases(scale: int) -> np.ndarray:
-    """scale x 7 weights: output phase p of a centre-aligned x`scale` Lanczos3 upsample over LR offsets -3..3."""
-    offsets = np.arange(-3, 4, dtype=np.float64)
-    weights = np.zeros((scale, 7))
-    for p in range(scale):
-        x = offsets - ((p + 0.5) / scale - 0.5)
-        w = np.sinc(x) * np.sinc(x / 3)
-        w[np.abs(x) >= 3] = 0
-        weights[p] = w / w.sum()
-    return weights
+# lanczos3_phases: the pipeline's own (origin.imaging.resample), so the network's fixed base is exactly
+# the Lanczos3 that delivery enlarges with when no model runs.
 
 
 class SuperResNet(nn.Module):
@@ -588,8 +583,8 @@ def export_fp16(path: Path) -> Path:
     return out
 
 
-def write_registry(entry: dict) -> None:
-    path = MODELS / "registry.json"
+def write_registry(entry: dict, models_dir: Path = MODELS) -> None:
+    path = models_dir / "registry.json"
     registry = json.loads(path.read_text()) if path.exists() else {"format": 1, "models": []}
     registry["models"] = [m for m in registry["models"] if m["name"] != entry["name"]] + [entry]
     registry["models"].sort(key=lambda m: (m["scale"], m["name"]))
@@ -622,6 +617,13 @@ def main() -> None:
     ap.add_argument("--version", default="1.0")
     ap.add_argument("--no-multiscale", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="fetch and dedup only")
+    ap.add_argument(
+        "--photos",
+        type=Path,
+        help="train on the images in this folder instead of the packages' photos (nothing is fetched; "
+        "the last file by name validates); for trying changes quickly, and for the test on tiny data",
+    )
+    ap.add_argument("--models-dir", type=Path, default=MODELS, help="where the ONNX files and registry.json go")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("pyvips").setLevel(logging.WARNING)
@@ -629,8 +631,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     name = args.name or f"edgesr-x{args.scale}"
 
-    roots = fetch(args.data_dir)
-    candidates = [(pkg, rel, roots[pkg] / rel) for pkg, rel in CANDIDATES]
+    if args.photos:
+        local = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+        if len(local) < 2:
+            raise SystemExit(f"--photos {args.photos}: need two images or more (the last one validates)")
+        candidates = [("local", p.name, p) for p in local]
+        validation = {local[-1].name}
+    else:
+        roots = fetch(args.data_dir)
+        candidates = [(pkg, rel, roots[pkg] / rel) for pkg, rel in CANDIDATES]
+        validation = VALIDATION
     missing = [str(p) for _, _, p in candidates if not p.is_file()]
     if missing:
         raise SystemExit(f"missing from the unpacked packages: {missing}")
@@ -641,13 +651,13 @@ def main() -> None:
     t0 = time.monotonic()
     train_pairs, val_pairs, data_list = [], [], []
     for package, rel, path in kept:
-        held_out = any(v in rel for v in VALIDATION)
+        held_out = any(v in rel for v in validation)
         pairs = make_pairs(path, rel, args.scale, multiscale=not args.no_multiscale and not held_out)
         data_list.append(
             {
                 "package": package,
-                "registry": PACKAGES[package][0],
-                "version": PACKAGES[package][1],
+                "registry": PACKAGES.get(package, ("local folder", ""))[0],
+                "version": PACKAGES.get(package, ("", ""))[1],
                 "file": rel,
                 "split": "validation" if held_out else "train",
                 "size": f"{pairs[0].hr.shape[1]}x{pairs[0].hr.shape[0]}",
@@ -678,8 +688,8 @@ def main() -> None:
     interior = (args.patch - 2 * model.receptive_radius) ** 2
     epochs = result["patches"] * interior / pixels
 
-    MODELS.mkdir(parents=True, exist_ok=True)
-    onnx_path = MODELS / f"{name.replace('-', '_')}_v{args.version.replace('.', '_')}.onnx"
+    args.models_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.models_dir / f"{name.replace('-', '_')}_v{args.version.replace('.', '_')}.onnx"
     export(model, onnx_path)
     fp16_path = export_fp16(onnx_path)
     entry = {
@@ -732,12 +742,12 @@ def main() -> None:
             "excluded": excluded,
         },
     }
-    old = MODELS / "registry.json"
+    old = args.models_dir / "registry.json"
     if old.exists():  # keep benchmark figures recorded earlier for the same file
         for m in json.loads(old.read_text())["models"]:
             if m["name"] == name and m.get("sha256") == entry["sha256"]:
                 entry.update({k: v for k, v in m.items() if k in ("quality", "speed")})
-    write_registry(entry)
+    write_registry(entry, args.models_dir)
 
 
 if __name__ == "__main__":
