@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from cachetools import LRUCache
+
 from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, retry_soon
 from origin.core.formats import EncodeSettings, FormatSettings
@@ -34,6 +36,9 @@ from origin.plan import Plan, plan_rendition
 from origin.pool import RenderPool
 from origin.superres.policy import OFF, SuperResPolicy
 from origin.superres.runtime import Upscaler
+
+
+JOBS_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,21 @@ class Renderer:
         self.fingerprint = "|".join(
             (encode.fingerprint(), repr(sorted(formats.qualities().items())), f"side{limits.max_output_side}")
         )
+        # Jobs of recent requests: a cache hit then costs a dict lookup, not a plan and a hash. A job
+        # depends only on the master's version, the options and the format (everything else is fixed
+        # for this renderer's life).
+        self._jobs: LRUCache[tuple[str, str, RenditionOptions, str], Job] = LRUCache(JOBS_REMEMBERED)
 
     def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         """Plan a rendition and name it. Raises a 400/422 Problem for a plan that cannot be met,
         before anything is read."""
+        remembered = (record.path, record.version, opts, fmt)
+        job = self._jobs.get(remembered)
+        if job is None or job.record != record:
+            job = self._jobs[remembered] = self._plan(record, opts, fmt)
+        return job
+
+    def _plan(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         plan = plan_rendition(
             opts, record.header, fmt, self.limits, self.formats, self.policy, self.enhance_for(record.path)
         )

@@ -656,7 +656,7 @@ def test_regressions_replay(fuzz_server: Server, client: RawClient, case: Path):
     assert_still_healthy(fuzz_server, client)
 
 
-# ---- found by fuzzing (edge/app.py: Starlette's routing) ------------------------------------------
+# ---- found by fuzzing (edge/http/images.py: Starlette's routing) ------------------------------------------
 
 
 def test_a_trailing_newline_is_not_another_spelling_of_a_signed_url(fuzz_server: Server, client: RawClient):

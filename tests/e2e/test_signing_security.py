@@ -147,7 +147,7 @@ def tampered_urls(draw: Callable) -> tuple[str, str, RenditionOptions, str]:
 
 
 def gate(signer: Signer, target: str) -> int:
-    """The signature gate of edge.app.rendition_endpoint in process: 403, 400 (a signed URL with a bad
+    """The signature gate of edge.http.images.rendition_endpoint in process: 403, 400 (a signed URL with a bad
     option), or 200 (the request goes on to the master). Checked against the real server below."""
     path_part, _, query = target.partition("?")
     path = unquote(path_part.removeprefix("/img/"))
