@@ -37,7 +37,6 @@ from origin.pool import RenderPool
 from origin.superres.policy import OFF, SuperResPolicy
 from origin.superres.runtime import Upscaler
 
-
 JOBS_REMEMBERED = 4096
 
 
