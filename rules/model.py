@@ -120,10 +120,6 @@ class Rule:
     def matches(self, master_path: str) -> bool:
         return any(p.fullmatch(master_path) for p in self._patterns)
 
-    @property
-    def fallback_format(self) -> str:
-        return self.formats[-1][0]
-
 
 @dataclass(frozen=True)
 class RuleSet:
