@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -12,12 +13,40 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+CGROUP_QUOTAS = (
+    ("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
+    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),  # cgroup v1
+)
+
+
 def cpu_count() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota when there is one
+    (a pod limited to 2 CPUs on a 64-core node gets 2, not 64)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota)) if quota else cpus)
+
+
+def cgroup_cpu_quota() -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (1.5 for "150000 100000"), or None for none."""
+    for quota_file, period_file in CGROUP_QUOTAS:
+        try:
+            text = open(quota_file).read().split()
+            if period_file is not None:
+                text.append(open(period_file).read().strip())
+        except OSError:
+            continue
+        if len(text) >= 2 and text[0] not in ("max", "-1"):
+            try:
+                quota, period = int(text[0]), int(text[1])
+            except ValueError:
+                return None
+            return quota / period if quota > 0 and period > 0 else None
+        return None
+    return None
 
 
 @dataclass

@@ -1,0 +1,40 @@
+"""How many CPUs the server sizes its workers and threads for: the affinity mask, capped by a
+cgroup CPU quota (a container limited to 2 CPUs on a 64-core node must not start 64 threads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from origin.core import concurrency
+
+
+def quota_files(monkeypatch: pytest.MonkeyPatch, *pairs: tuple[Path, Path | None]) -> None:
+    monkeypatch.setattr(concurrency, "CGROUP_QUOTAS", tuple((str(q), str(p) if p else None) for q, p in pairs))
+
+
+def test_cgroup_v2_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cpu_max = tmp_path / "cpu.max"
+    quota_files(monkeypatch, (cpu_max, None))
+    cpu_max.write_text("150000 100000\n")
+    assert concurrency.cgroup_cpu_quota() == 1.5
+    assert concurrency.cpu_count() == min(2, len(os.sched_getaffinity(0)))  # 1.5 CPUs: 2 threads
+    cpu_max.write_text("50000 100000\n")
+    assert concurrency.cpu_count() == 1
+    cpu_max.write_text("max 100000\n")
+    assert concurrency.cgroup_cpu_quota() is None
+    assert concurrency.cpu_count() == len(os.sched_getaffinity(0))
+
+
+def test_cgroup_v1_quota_and_no_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    quota, period = tmp_path / "cfs_quota_us", tmp_path / "cfs_period_us"
+    quota.write_text("100000\n")
+    period.write_text("100000\n")
+    quota_files(monkeypatch, (tmp_path / "absent-v2", None), (quota, period))
+    assert concurrency.cgroup_cpu_quota() == 1.0 and concurrency.cpu_count() == 1
+    quota.write_text("-1\n")
+    assert concurrency.cgroup_cpu_quota() is None
+    quota_files(monkeypatch, (tmp_path / "none", None))
+    assert concurrency.cgroup_cpu_quota() is None and concurrency.cpu_count() >= 1
