@@ -30,12 +30,11 @@ def cache_outcome(status: int, outcome: Outcome | None) -> str:
 
 
 def access_record(
-    scope: Scope, status: int, headers: dict[str, str], body_bytes: int, seconds: float, request_id: str
+    scope: Scope, status: int, content_type: str, body_bytes: int, seconds: float, request_id: str
 ) -> dict[str, Any]:
     query = scope.get("query_string", b"").decode("latin-1")
     outcome = scope.get("state", {}).get("outcome")
     render = outcome.timings.get("render") if outcome is not None else None
-    content_type = headers.get("content-type", "")
     client = scope.get("client") or ("", 0)
     return {
         "time": round(time.time(), 3),
@@ -45,14 +44,32 @@ def access_record(
         "path": scope.get("path", "") + (f"?{query}" if query else ""),
         "status": status,
         "bytes": body_bytes,
-        "format": content_type.removeprefix("image/") if content_type.startswith("image/") else None,
+        "format": image_format(content_type),
         "cache": cache_outcome(status, outcome),
         "render_ms": round(render * 1000, 1) if render is not None else None,
         "duration_ms": round(seconds * 1000, 2),
     }
 
 
+def image_format(content_type: str) -> str | None:
+    return content_type.removeprefix("image/") if content_type.startswith("image/") else None
+
+
+def request_id_of(scope: Scope) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(incoming):
+                return incoming
+            break
+    return uuid.uuid4().hex
+
+
 class AccessLog:
+    """Runs on every request, hits included: it does only what is needed (the JSON record only when
+    logging is on) and counts through the metrics' cached label children."""
+
     def __init__(self, app: ASGIApp, metrics: Metrics, logger: logging.Logger | None = None, enabled: bool = True):
         self.app = app
         self.metrics = metrics
@@ -64,33 +81,33 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        state: dict[str, Any] = {"status": 500, "headers": {}, "bytes": 0}
-        scope.setdefault("state", {})  # request.state: where the endpoint leaves its outcome
+        request_id = request_id_of(scope)
+        header = (b"x-request-id", request_id.encode())
+        status, content_type, sent = 500, "", 0
+        state = scope.setdefault("state", {})  # request.state: where the endpoint leaves its outcome
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status, content_type, sent
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                state["headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in message.get("headers", [])}
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                status = message["status"]
+                headers = message.get("headers") or []
+                for name, value in headers:
+                    if name == b"content-type":
+                        content_type = value.decode("latin-1")
+                        break
+                message["headers"] = [*headers, header]
             elif message["type"] == "http.response.body":
-                state["bytes"] += len(message.get("body", b""))
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - started
-            record = access_record(scope, state["status"], state["headers"], state["bytes"], seconds, request_id)
-            self._count(record, seconds)
+            outcome = state.get("outcome")
+            self.metrics.count_request(
+                status, image_format(content_type), sent, cache_outcome(status, outcome), seconds
+            )
             if self.enabled:
+                record = access_record(scope, status, content_type, sent, seconds, request_id)
                 self.logger.info(json.dumps(record, separators=(",", ":")))
-
-    def _count(self, record: dict[str, Any], seconds: float) -> None:
-        fmt = record["format"] or "none"
-        self.metrics.requests.labels(str(record["status"]), fmt).inc()
-        if record["format"]:
-            self.metrics.response_bytes.labels(fmt).inc(record["bytes"])
-        self.metrics.request_seconds.labels(record["cache"]).observe(seconds)

@@ -55,10 +55,13 @@ class ServerConfig:
     render_timeout_s: float = 20.0
     retry_after_s: int = 2
     access_log: bool = True  # one JSON line per request on stderr
+    # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
+    master_stat_ttl_s: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
             (1 <= self.port <= 65535, f"port must be 1..65535, got {self.port}"),
+            (self.master_stat_ttl_s >= 0, "master_stat_ttl_s must be 0 or more"),
             (self.render_workers >= 0, "render_workers must be 0 (auto) or more"),
             (self.queue_limit >= 0, "queue_limit must be 0 or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -60,6 +61,25 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("edge_render_queue_depth", "Renders queued or running", registry=r)
+
+        # Label children, looked up once: labels() costs more than the increment on a cache hit.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def count_request(self, status: int, fmt: str | None, sent: int, cache: str, seconds: float) -> None:
+        self._child(self.requests, str(status), fmt or "none").inc()
+        if fmt:
+            self._child(self.response_bytes, fmt).inc(sent)
+        self._child(self.request_seconds, cache).observe(seconds)
+
+    def count_lookup(self, tier: str, hit: bool) -> None:
+        self._child(self.cache_lookups, tier, "hit" if hit else "miss").inc()
 
     def track_queue(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)

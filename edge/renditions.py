@@ -60,7 +60,7 @@ class RenditionService:
         started = time.perf_counter()
         found = await self.cache.get(job.key)
         for lookup in found.lookups:
-            self.metrics.cache_lookups.labels(lookup.tier, "hit" if lookup.hit else "miss").inc()
+            self.metrics.count_lookup(lookup.tier, lookup.hit)
         if found.rendition is not None:
             return Outcome(found.rendition, found.lookups, {"cache": time.perf_counter() - started})
         stand_in = self.interim.get(job.key) if job.key in self.upgrading else None

@@ -16,7 +16,7 @@ from edge.caches.tiered import Tier, TieredCache
 from edge.config import Config, ConfigError
 from edge.metrics import Metrics
 from edge.renditions import RenditionService
-from edge.signing import Signer
+from edge.signing import Signer, VerifiedUrls
 from origin.core.concurrency import cpu_count
 from origin.core.master import MasterRecord
 from origin.imaging.intermediates import IntermediateCache
@@ -51,6 +51,7 @@ class Services:
     rules: RuleSet
     capacity: Capacity  # what the renderer will make: srcset, warm and closed world plan with it
     closed_world: ClosedWorld
+    verified: VerifiedUrls  # request URLs whose signature already held
 
     async def close(self) -> None:
         await self.store.close()
@@ -82,10 +83,11 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
         store, config.limits, config.formats, config.encode, pool, policy, superres, ruleset.enhance_for
     )
     capacity = capacity_of(config, policy)
+    signer = Signer(config.signing_keys())
     return Services(
         config=config,
-        signer=Signer(config.signing_keys()),
-        masters=MasterIndex(store, config.limits),
+        signer=signer,
+        masters=MasterIndex(store, config.limits, stat_ttl_s=s.master_stat_ttl_s),
         renditions=RenditionService(renderer, cache, metrics),
         store=store,
         cache=cache,
@@ -93,6 +95,7 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
         rules=ruleset,
         capacity=capacity,
         closed_world=ClosedWorld(ruleset, capacity),
+        verified=VerifiedUrls(signer, config.signing.required),
     )
 
 

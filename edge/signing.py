@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from edge.urls import canonical_path, canonical_url, raw_canonical_url, signature_of
+from cachetools import LRUCache
+
+from edge.urls import canonical_path, canonical_url, parse_query, raw_canonical_url, signature_of
 from origin.core.errors import Problem
 from origin.core.request import RenditionOptions, canonical_query
 
@@ -68,8 +70,12 @@ class Signer:
 
     def verify(self, master_path: str, opts: RenditionOptions, signature: str | None, now: float | None = None) -> None:
         """Raise a 403 Problem unless `signature` is valid for these options and not expired."""
-        self._check(canonical_url(master_path, opts), opts.kid, signature)
+        self.check_signature(master_path, opts, signature)
         check_expiry(opts, now)
+
+    def check_signature(self, master_path: str, opts: RenditionOptions, signature: str | None) -> None:
+        """Raise a 403 Problem unless `signature` is valid for these options (expiry aside)."""
+        self._check(canonical_url(master_path, opts), opts.kid, signature)
 
     def url_signer(self, base_url: str = "") -> Callable[[str, RenditionOptions], str]:
         """A `sign(path, options)` that returns `{base_url}/img/...?...&s=...` (for markup, warm, sitemaps)."""
@@ -108,3 +114,40 @@ class Signer:
 def check_expiry(opts: RenditionOptions, now: float | None = None) -> None:
     if opts.exp is not None and opts.exp < (time.time() if now is None else now):
         raise Problem(403, f"URL expired at unix time {opts.exp}")
+
+
+class VerifiedUrls:
+    """The options of request URLs already parsed and verified, by (master path, raw query).
+
+    A cache hit is then one dict lookup instead of a parse and an HMAC. Only URLs that parsed and
+    whose signature held are kept (so nothing an attacker sends can fill it with refusals), and
+    expiry is checked on every use. Bounded: least recently used URLs go first.
+    """
+
+    def __init__(self, signer: Signer, required: bool, max_entries: int = 50_000):
+        self.signer = signer
+        self.required = required
+        self._known: LRUCache[tuple[str, str], RenditionOptions] = LRUCache(max_entries)
+
+    def options(self, master_path: str, query: str) -> RenditionOptions:
+        """The URL's options, or a Problem: 403 for a bad or expired signature (or any unsigned URL
+        whose options do not parse), 400 naming the option for a signed URL with a bad one."""
+        key = (master_path, query)
+        opts = self._known.get(key)
+        if opts is None:
+            opts = self._verify(master_path, query)
+            self._known[key] = opts
+        check_expiry(opts)
+        return opts
+
+    def _verify(self, master_path: str, query: str) -> RenditionOptions:
+        try:
+            opts, signature = parse_query(query)
+        except Problem:
+            # Only a request with a valid signature learns what is wrong with its options.
+            if self.required and not self.signer.verify_unparsed(master_path, query):
+                raise Problem(403, "signature does not match this URL") from None
+            raise
+        if self.required:
+            self.signer.check_signature(master_path, opts, signature)
+        return opts

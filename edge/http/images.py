@@ -14,8 +14,6 @@ from starlette.responses import Response
 from edge.headers import cache_control, cache_status, if_none_match, server_timing, strong_etag, version_state
 from edge.negotiation import negotiate_format
 from edge.services import Services
-from edge.signing import check_expiry
-from edge.urls import parse_query
 from origin.core.errors import Problem
 from origin.core.formats import FORMATS
 
@@ -26,19 +24,7 @@ async def rendition_endpoint(request: Request) -> Response:
     if request.scope["path"] != "/img/" + master_path:
         # The route's `$` also matches before a final newline: /img/x%0A would be a second spelling.
         raise Problem(404, "no such route")
-    query = request.url.query
-    signing = services.config.signing
-    try:
-        opts, signature = parse_query(query)
-    except Problem:
-        # Only a request with a valid signature learns what is wrong with its options.
-        if signing.required and not services.signer.verify_unparsed(master_path, query):
-            raise Problem(403, "signature does not match this URL") from None
-        raise
-    if signing.required:
-        services.signer.verify(master_path, opts, signature)
-    else:
-        check_expiry(opts)
+    opts = services.verified.options(master_path, request.url.query)  # 403 / 400, expiry included
     record = await services.masters.lookup(master_path)
     if services.config.rules.closed_world and not services.closed_world.allows(master_path, opts, record.header):
         raise Problem(403, "closed world: no rule declares this rendition of this master")

@@ -43,6 +43,7 @@ async def purge_endpoint(request: Request) -> Response:
             401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
         )
     master_path = request.path_params["path"]
+    services.masters.forget(master_path)
     removed = await services.cache.purge(master_id(master_path))
     log.warning("purged %s: %s", master_path, removed)
     return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})

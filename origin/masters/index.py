@@ -8,6 +8,7 @@ which version is current (for `v` and ETags) and whether the master has alpha or
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import blake3
@@ -30,11 +31,15 @@ def inspect(info: MasterInfo, data: bytes, limits: Limits) -> MasterRecord:
 
 
 class MasterIndex:
-    def __init__(self, store: MasterStore, limits: Limits, max_entries: int = 100_000):
+    def __init__(self, store: MasterStore, limits: Limits, max_entries: int = 100_000, stat_ttl_s: float = 0.0):
         self.store = store
         self.limits = limits
+        # How long a stat is trusted: within it, a request for a known master asks the store nothing
+        # (a cache hit on S3 masters would otherwise cost a HEAD). A changed master shows after it.
+        self.stat_ttl_s = stat_ttl_s
         self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
         self._latest: LRUCache[str, MasterRecord] = LRUCache(max_entries)  # by path, for store outages
+        self._fresh: LRUCache[str, tuple[float, MasterRecord]] = LRUCache(max_entries)  # by path: when stat'ed
         self._flight: SingleFlight[MasterRecord | Problem] = SingleFlight()
 
     async def lookup(self, path: str) -> MasterRecord:
@@ -43,6 +48,10 @@ class MasterIndex:
         When the store fails (502/504), the last version seen for the path stands in, so renditions
         already in the caches are still served; anything that needs the master's bytes still fails.
         """
+        if self.stat_ttl_s:
+            fresh = self._fresh.get(path)
+            if fresh is not None and time.monotonic() - fresh[0] < self.stat_ttl_s:
+                return fresh[1]
         try:
             record = await self._lookup(path)
         except Problem as problem:
@@ -51,7 +60,14 @@ class MasterIndex:
                 return latest
             raise
         self._latest[path] = record
+        if self.stat_ttl_s:
+            self._fresh[path] = (time.monotonic(), record)
         return record
+
+    def forget(self, path: str) -> None:
+        """Drop what is known of a master path (a purge): the next request asks the store again."""
+        self._fresh.pop(path, None)
+        self._latest.pop(path, None)
 
     async def _lookup(self, path: str) -> MasterRecord:
         info = await self.store.stat(path)

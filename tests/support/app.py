@@ -27,7 +27,7 @@ from edge.http.app import create_app
 from edge.services import Services, build_services
 from edge.signing import Signer, parse_keys
 from origin.core.request import RenditionOptions
-from tests.support.corpus import CORPUS, TEST_KEYS
+from tests.support.corpus import CORPUS, TEST_ENV, TEST_KEYS
 
 BASE = "http://edge.test"
 
@@ -117,7 +117,7 @@ class InProcess:
 
 def config_for(tmp: Path, masters: Path, env: dict[str, str] | None = None) -> Config:
     """The configuration tests run with: the test keys, caches under `tmp`, only bundled models."""
-    base = {"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(tmp / "cache"), "EDGE_SUPERRES_MODELS_DIR": ""}
+    base = {**TEST_ENV, "EDGE_CACHE_DIR": str(tmp / "cache")}
     return load_config(env={**base, "EDGE_MASTERS": str(masters), **(env or {})})
 
 

@@ -8,6 +8,14 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 TEST_KEYS = "k1:test-secret-number-one-0123456789,k0:test-secret-number-zero-0123456789"
 AVIF_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 WEBP_ACCEPT = "image/webp,*/*"
+# Test servers trust a master's stat this long (production: 1 s): a test that replaces a master
+# waits past it before it expects the new version.
+MASTER_STAT_TTL_S = 0.2
+TEST_ENV = {
+    "EDGE_KEYS": TEST_KEYS,
+    "EDGE_SUPERRES_MODELS_DIR": "",
+    "EDGE_SERVER_MASTER_STAT_TTL_S": str(MASTER_STAT_TTL_S),
+}
 
 BROKEN = [
     "truncated_60pct.png",

@@ -16,7 +16,7 @@ import httpx
 
 from edge.signing import Signer, parse_keys
 from origin.core.request import RenditionOptions
-from tests.support.corpus import CORPUS, TEST_KEYS
+from tests.support.corpus import CORPUS, TEST_ENV, TEST_KEYS
 
 
 def free_port() -> int:
@@ -61,7 +61,7 @@ def start_server(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     # Only the bundled models unless a test adds some: not whatever `edge models add` put in var/models.
-    env.update({"EDGE_KEYS": TEST_KEYS, "EDGE_CACHE_DIR": str(cache_dir), "EDGE_SUPERRES_MODELS_DIR": ""})
+    env.update({**TEST_ENV, "EDGE_CACHE_DIR": str(cache_dir)})
     env.update(env_extra or {})
     log_path = tmp / f"server-{port}.log"
     log = open(log_path, "wb")

@@ -7,8 +7,8 @@ import time
 import httpx
 
 from origin.masters.index import version_hash
-from tests.support.app import InProcess
-from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
+from tests.support.app import InProcess, in_process
+from tests.support.corpus import AVIF_ACCEPT, MASTER_STAT_TTL_S, WEBP_ACCEPT
 from tests.support.images import decode, frames, sniff
 
 PHOTO = "flower_640x427.jpg"
@@ -87,8 +87,8 @@ def test_a_changed_master_gets_a_new_version_and_etag(server: InProcess, http: h
     target.write_bytes((server.masters / PHOTO).read_bytes())
     first_version = version_of(server, path)
     before = http.get(server.url(path, w=100, fm="jpeg"))
-    time.sleep(0.01)
     target.write_bytes((server.masters / "rocket_640x427.jpg").read_bytes())
+    time.sleep(MASTER_STAT_TTL_S + 0.05)  # the stat of the old master is trusted until then
     after = http.get(server.url(path, w=100, fm="jpeg", v=first_version))
     assert after.headers["etag"] != before.headers["etag"] and after.content != before.content
     assert after.headers["cache-control"] == "public, max-age=60"  # the URL's v is now stale
@@ -159,3 +159,23 @@ def test_animated_masters_stay_animated(server: InProcess, http: httpx.Client):
         # Asking for a still format explicitly gives the first frame.
         still = http.get(server.url(path, w=80, fm="jpeg"))
         assert (sniff(still.content), frames(still.content)) == ("jpeg", 1)
+
+
+def test_a_masters_stat_is_trusted_for_its_ttl_and_a_purge_forgets_it(tmp_path):
+    """The production default: a known master is not stat'ed again for a second (a hit on S3
+    masters would otherwise cost a HEAD), so a replaced master shows within that; a purge acts
+    at once."""
+    env = {"EDGE_SERVER_MASTER_STAT_TTL_S": "1.0", "EDGE_ADMIN_TOKEN": "admin-token-0123456789"}
+    with in_process(tmp_path, env) as app, app.client() as client:
+        target = app.masters / "ttl.jpg"
+        target.write_bytes((app.masters / PHOTO).read_bytes())
+        first = client.get(app.url("ttl.jpg", w=90, fm="jpeg"))
+        target.write_bytes((app.masters / "rocket_640x427.jpg").read_bytes())
+        within = client.get(app.url("ttl.jpg", w=90, fm="jpeg"))
+        assert within.headers["etag"] == first.headers["etag"]  # the old stat still stands
+        purged = client.post(
+            app.base + "/admin/purge/ttl.jpg", headers={"Authorization": "Bearer admin-token-0123456789"}
+        )
+        assert purged.status_code == 200
+        after = client.get(app.url("ttl.jpg", w=90, fm="jpeg"))
+        assert after.headers["etag"] != first.headers["etag"] and after.content != first.content
