@@ -66,6 +66,11 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "effort 3": {"compression": "av1", "effort": 3},
         "effort 0, 4:4:4": {"compression": "av1", "effort": 0, "subsample_mode": "off"},
         "effort 1, 4:4:4": {"compression": "av1", "effort": 1, "subsample_mode": "off"},
+        # libaom's tuning (libheif passes `tune` on): libheif's default here equals "iq".
+        "effort 0, tune ssim": {"compression": "av1", "effort": 0, "tune": "ssim"},
+        "effort 1, tune ssim": {"compression": "av1", "effort": 1, "tune": "ssim"},
+        "effort 1, tune psnr": {"compression": "av1", "effort": 1, "tune": "psnr"},
+        "effort 2, tune ssim": {"compression": "av1", "effort": 2, "tune": "ssim"},
     },
 }
 SAVERS = {"jpeg": "jpegsave_buffer", "webp": "webpsave_buffer", "avif": "heifsave_buffer"}
@@ -129,6 +134,7 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=8, help="how many corpus photos (default 8)")
     ap.add_argument("--width", type=int, default=800)
     ap.add_argument("--formats", default="jpeg,webp,avif")
+    ap.add_argument("--settings", help="only settings whose name contains one of these (comma-separated)")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
     args = ap.parse_args()
     try:
@@ -147,6 +153,8 @@ def main() -> int:
         reference = reference_of(path, args.width)
         for fmt in formats:
             for name, options in SETTINGS[fmt].items():
+                if args.settings and "(default)" not in name and not any(w in name for w in args.settings.split(",")):
+                    continue
                 for q in LADDERS[fmt]:
                     data, ms = cpu_ms(reference, fmt, q, options)
                     rows.append(
@@ -169,7 +177,7 @@ def main() -> int:
 
 def report(rows: list[dict[str, object]], formats: list[str]) -> None:
     for fmt in formats:
-        names = list(SETTINGS[fmt])
+        names = [n for n in SETTINGS[fmt] if any(r["setting"] == n and r["format"] == fmt for r in rows)]
         default = next(n for n in names if "(default)" in n)
         print(f"\n{fmt.upper()}: bytes and CPU-ms at equal SSIMULACRA2, median over photos, relative to {default!r}")
         print(f"{'setting':46}" + "".join(f"  bytes@{t:g}  cpu@{t:g}" for t in TARGETS) + "   q for 75")

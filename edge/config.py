@@ -50,7 +50,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     masters: str = ""  # a directory or s3://bucket/prefix; empty means the bundled demo masters
-    render_workers: int = 0  # 0: one per CPU core
+    workers: int = 0  # worker processes of `edge serve`; 0: one per CPU this process may use
+    render_workers: int = 0  # render threads per worker process; 0: the CPUs shared among the workers
     queue_limit: int = 32  # renders that may wait for a worker before 503
     render_timeout_s: float = 20.0
     retry_after_s: int = 2
@@ -62,6 +63,7 @@ class ServerConfig:
         checks = [
             (1 <= self.port <= 65535, f"port must be 1..65535, got {self.port}"),
             (self.master_stat_ttl_s >= 0, "master_stat_ttl_s must be 0 or more"),
+            (self.workers >= 0, "workers must be 0 (one per CPU) or more"),
             (self.render_workers >= 0, "render_workers must be 0 (auto) or more"),
             (self.queue_limit >= 0, "queue_limit must be 0 or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),

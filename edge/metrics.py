@@ -1,11 +1,17 @@
-"""Prometheus metrics, one registry per app (so tests and several apps in one process never clash)."""
+"""Prometheus metrics, one registry per app (so tests and several apps in one process never clash).
+
+With several worker processes (`edge serve --workers N`), prometheus_client's multiprocess mode
+keeps each worker's values in files under PROMETHEUS_MULTIPROC_DIR (set by `edge serve` before the
+workers start), and /metrics, whichever worker answers it, reports the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Renders take milliseconds to seconds; hits microseconds: one bucket layout serves both.
@@ -17,6 +23,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.requests = Counter(
             "edge_requests_total",
             "HTTP requests answered, by status and image format",
@@ -60,7 +67,10 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.queue_depth = Gauge("edge_render_queue_depth", "Renders queued or running", registry=r)
+        self.queue_depth = Gauge(
+            "edge_render_queue_depth", "Renders queued or running", registry=r, multiprocess_mode="livesum"
+        )
+        self._depth: Callable[[], float] | None = None
 
         # Label children, looked up once: labels() costs more than the increment on a cache hit.
         self._children: dict[tuple[object, ...], Any] = {}
@@ -82,7 +92,14 @@ class Metrics:
         self._child(self.cache_lookups, tier, "hit" if hit else "miss").inc()
 
     def track_queue(self, depth: Callable[[], float]) -> None:
-        self.queue_depth.set_function(depth)
+        self._depth = depth
+        if not self.multiprocess:  # read at each scrape; across processes each worker writes its own
+            self.queue_depth.set_function(depth)
+
+    def refresh(self) -> None:
+        """What a scrape cannot ask another process: its queue depth (called every second)."""
+        if self.multiprocess and self._depth is not None:
+            self.queue_depth.set(self._depth())
 
     def observe_render(self, fmt: str, timings: dict[str, float]) -> None:
         self.renders.labels(fmt).inc()
@@ -94,4 +111,8 @@ class Metrics:
             self.encode_seconds.labels(fmt).observe(timings["encode"])
 
     def exposition(self) -> bytes:
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from cachetools import LRUCache
 
+from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache, TierLookup
 from edge.metrics import Metrics
 from origin.core.concurrency import SingleFlight
@@ -44,10 +45,13 @@ class Outcome:
 
 
 class RenditionService:
-    def __init__(self, renderer: Renderer, cache: TieredCache, metrics: Metrics | None = None):
+    def __init__(
+        self, renderer: Renderer, cache: TieredCache, metrics: Metrics | None = None, locks: RenderLocks | None = None
+    ):
         self.renderer = renderer
         self.cache = cache
         self.metrics = metrics or Metrics()
+        self.locks = locks  # with several worker processes: one render per key across them
         self.flight: SingleFlight[Outcome] = SingleFlight()
         # Lanczos stand-ins served while a model works on the real rendition in the background.
         self.interim: LRUCache[str, Rendition] = LRUCache(64 * 1024 * 1024, getsizeof=lambda r: len(r.body))
@@ -66,11 +70,23 @@ class RenditionService:
         stand_in = self.interim.get(job.key) if job.key in self.upgrading else None
         if stand_in is not None:
             return Outcome(stand_in, found.lookups, {"cache": time.perf_counter() - started}, interim=True)
-        outcome, joined = await self.flight.run(job.key, lambda: self._render(job, found.lookups))
+        outcome, joined = await self.flight.run(job.key, lambda: self._render_once(job, found.lookups))
         if joined:
             self.metrics.singleflight_joins.inc()
             return replace(outcome, stored=False, collapsed=True)
         return outcome
+
+    async def _render_once(self, job: Job, lookups: tuple[TierLookup, ...]) -> Outcome:
+        """Render, unless another worker process is rendering the same key: then wait for it and
+        take its result from the shared tiers."""
+        if self.locks is None:
+            return await self._render(job, lookups)
+        async with self.locks.hold(job.key) as waited:
+            if waited:
+                found = await self.cache.get(job.key)
+                if found.rendition is not None:
+                    return Outcome(found.rendition, lookups, {}, collapsed=True)
+            return await self._render(job, lookups)
 
     async def _render(self, job: Job, lookups: tuple[TierLookup, ...]) -> Outcome:
         try:

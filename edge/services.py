@@ -9,15 +9,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.caches.disk import DiskTier
+from edge.caches.disk import DiskTier, SharedDiskTier
 from edge.caches.memory import MemoryTier
 from edge.caches.s3 import S3Tier
+from edge.caches.shared import PurgeLog, RenderLocks
 from edge.caches.tiered import Tier, TieredCache
 from edge.config import Config, ConfigError
 from edge.metrics import Metrics
 from edge.renditions import RenditionService
 from edge.signing import Signer, VerifiedUrls
 from origin.core.concurrency import cpu_count
+from origin.core.keys import master_id
 from origin.core.master import MasterRecord
 from origin.imaging.intermediates import IntermediateCache
 from origin.masters.http import HttpMasterStore
@@ -52,6 +54,22 @@ class Services:
     capacity: Capacity  # what the renderer will make: srcset, warm and closed world plan with it
     closed_world: ClosedWorld
     verified: VerifiedUrls  # request URLs whose signature already held
+    purges: PurgeLog | None = None  # with several worker processes: purges every worker applies
+
+    async def purge(self, master_path: str) -> dict[str, int]:
+        """Every rendition of a master out of every tier (and every worker's memory), its stat forgotten."""
+        self.masters.forget(master_path)
+        removed = await self.cache.purge(master_id(master_path))
+        if self.purges is not None:
+            self.purges.announce(master_path)
+        return removed
+
+    async def forget_locally(self, master_path: str) -> None:
+        """Another worker purged this master: drop what only this process holds."""
+        self.masters.forget(master_path)
+        for tier in self.cache.tiers:
+            if isinstance(tier, MemoryTier):
+                await tier.purge(master_id(master_path))
 
     async def close(self) -> None:
         await self.store.close()
@@ -59,15 +77,18 @@ class Services:
         self.renditions.renderer.shutdown()
 
 
-def build_services(config: Config, store: MasterStore | None = None) -> Services:
+def build_services(config: Config, store: MasterStore | None = None, processes: int = 1) -> Services:
+    """Everything one process serves with. `processes` > 1: this is one of that many worker
+    processes of one server, which share the disk tier and split the memory and the CPUs."""
     store = store or master_store(config)
-    cache = TieredCache(cache_tiers(config))
+    cache = TieredCache(cache_tiers(config, processes=processes))
     s = config.server
-    pool = RenderPool(s.render_workers or cpu_count(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    threads = s.render_workers or max(1, cpu_count() // processes)
+    pool = RenderPool(threads, s.queue_limit, s.render_timeout_s, s.retry_after_s)
     metrics = Metrics()
     metrics.track_queue(lambda: pool.pending)
     ruleset = load_rule_set(config)
-    upscaler = make_upscaler(config)
+    upscaler = make_upscaler(config, processes)
     sr = config.superres
     policy = SuperResPolicy(sr, available=upscaler is not None)
     superres = (
@@ -84,11 +105,13 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
     )
     capacity = capacity_of(config, policy)
     signer = Signer(config.signing_keys())
-    return Services(
+    shared = Path(config.cache.disk_dir) / ".shared"
+    locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
+    services = Services(
         config=config,
         signer=signer,
         masters=MasterIndex(store, config.limits, stat_ttl_s=s.master_stat_ttl_s),
-        renditions=RenditionService(renderer, cache, metrics),
+        renditions=RenditionService(renderer, cache, metrics, locks),
         store=store,
         cache=cache,
         metrics=metrics,
@@ -97,6 +120,9 @@ def build_services(config: Config, store: MasterStore | None = None) -> Services
         closed_world=ClosedWorld(ruleset, capacity),
         verified=VerifiedUrls(signer, config.signing.required),
     )
+    if processes > 1:
+        services.purges = PurgeLog(shared, services.forget_locally)
+    return services
 
 
 def master_store(config: Config) -> MasterStore:
@@ -111,20 +137,23 @@ def master_store(config: Config) -> MasterStore:
     return primary
 
 
-def cache_tiers(config: Config, *, shared_only: bool = False) -> list[Tier]:
-    """The rendition tiers, nearest first; `shared_only` leaves out this process's memory."""
+def cache_tiers(config: Config, *, shared_only: bool = False, processes: int = 1) -> list[Tier]:
+    """The rendition tiers, nearest first; `shared_only` leaves out this process's memory. With
+    several processes, each has a share of cache.memory_mb and the disk tier is shared."""
     c = config.cache
     tiers: list[Tier] = []
     if c.memory_mb and not shared_only:
-        tiers.append(MemoryTier(c.memory_mb * 1024 * 1024))
-    if c.disk_mb:
+        tiers.append(MemoryTier(c.memory_mb * 1024 * 1024 // processes))
+    if c.disk_mb and processes > 1:
+        tiers.append(SharedDiskTier(c.disk_dir, c.disk_mb * 1024 * 1024))
+    elif c.disk_mb:
         tiers.append(DiskTier(c.disk_dir, c.disk_mb * 1024 * 1024))
     if c.s3_url:
         tiers.append(S3Tier(c.s3_url, config.s3))
     return tiers
 
 
-def make_upscaler(config: Config) -> Upscaler | None:
+def make_upscaler(config: Config, processes: int = 1) -> Upscaler | None:
     """The super-resolution runtime over the installed models, or None (disabled, or no model)."""
     sr = config.superres
     if not sr.enabled:
@@ -133,7 +162,7 @@ def make_upscaler(config: Config) -> Upscaler | None:
     if not models:
         log.warning("super-resolution: no model installed; upscaling with Lanczos")
         return None
-    upscaler = Upscaler(models, threads=sr.threads or None, use_cuda=sr.use_cuda)
+    upscaler = Upscaler(models, threads=sr.threads or max(1, cpu_count() // processes), use_cuda=sr.use_cuda)
     # Where onnxruntime lists CUDA, find out now whether a session gets it: the models picked (and
     # so the rendition keys that name them) must not change after the first request.
     upscaler.settle_device()

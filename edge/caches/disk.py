@@ -2,15 +2,21 @@
 
 Entries are written to a temporary name and renamed into place, and carry a checksum of the body
 (edge.caches.entry), so a crash mid-write leaves at worst a stray temp file (removed at start),
-never a partial entry that could be served.
+never a partial entry that could be served. Reads touch the file's mtime: recency is on disk.
+
+`DiskTier` is one process's: it keeps the sizes in memory and evicts as it writes. With several
+worker processes on one directory, `SharedDiskTier` reads and writes the same way, and the total
+is kept by whichever worker holds the janitor lock, sweeping the directory every half minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -21,10 +27,93 @@ from origin.core.rendition import Rendition
 log = logging.getLogger(__name__)
 
 
-class DiskTier:
-    """Files at root/ab/abcdef...; total size bounded, least recently used evicted first."""
+def entry_path(root: Path, key: str) -> Path:
+    return root / key[:2] / key
+
+
+def read_entry(path: Path) -> tuple[Rendition | None, bool]:
+    """(the rendition, whether a file was there). A damaged entry is removed, to be rendered again."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, False  # never stored, evicted, or removed by a purge (any process) or by hand
+    rendition = decode_entry(raw)
+    if rendition is None:
+        path.unlink(missing_ok=True)
+        return None, True
+    try:
+        os.utime(path)  # recency survives restarts and is seen by every process
+    except OSError:
+        pass  # evicted meanwhile: the bytes we read are still whole
+    return rendition, True
+
+
+def write_entry(path: Path, rendition: Rendition) -> int:
+    """Write atomically (readers see the old entry or the whole new one); returns the bytes written."""
+    path.parent.mkdir(exist_ok=True)
+    data = encode_entry(rendition)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(data)
+
+
+def purge_files(root: Path, prefix: str) -> int:
+    """Remove every entry whose key starts with `prefix` (keys of one master share a subfolder)."""
+    folder = root / prefix[:2]
+    removed = 0
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.name.startswith(prefix)]
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            (folder / name).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+class _Files:
+    """The async face both disk tiers share; the sync parts run in threads."""
 
     name = "edge-disk"
+    root: Path
+
+    def _get_sync(self, key: str) -> Rendition | None:
+        raise NotImplementedError
+
+    def _put_sync(self, key: str, rendition: Rendition) -> None:
+        raise NotImplementedError
+
+    def _purge_sync(self, prefix: str) -> int:
+        raise NotImplementedError
+
+    async def get(self, key: str) -> Rendition | None:
+        return await asyncio.to_thread(self._get_sync, key)
+
+    async def put(self, key: str, rendition: Rendition) -> None:
+        try:
+            await asyncio.to_thread(self._put_sync, key, rendition)
+        except OSError as e:
+            # A full or failing disk costs the cache entry, not the response: the rendition is made.
+            log.warning("disk cache: could not store %s: %s", key, e)
+
+    async def purge(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._purge_sync, prefix)
+
+    async def ready(self) -> str | None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"disk cache {self.root} is not writable"
+        return None
+
+
+class DiskTier(_Files):
+    """Files at root/ab/abcdef...; total size bounded, least recently used evicted first."""
 
     def __init__(self, root: str | Path, max_bytes: int):
         self.root = Path(root)
@@ -36,7 +125,7 @@ class DiskTier:
         self._scan()
 
     def _path(self, key: str) -> Path:
-        return self.root / key[:2] / key
+        return entry_path(self.root, key)
 
     def _scan(self) -> None:
         """Rebuild the index after a restart; oldest access first. Stray temp files are removed."""
@@ -56,41 +145,20 @@ class DiskTier:
         self._evict()
 
     def _get_sync(self, key: str) -> Rendition | None:
-        path = self._path(key)
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            with self._lock:
-                self._forget(key)  # removed by a purge from another process, or by hand
-            return None
-        rendition = decode_entry(raw)
+        rendition, _present = read_entry(self._path(key))
         with self._lock:
-            if rendition is None:  # damaged: drop it so it is rendered again
+            if rendition is None:
                 self._forget(key)
-                path.unlink(missing_ok=True)
             elif key in self._sizes:
                 self._sizes.move_to_end(key)
-        if rendition is not None:
-            try:
-                os.utime(path)  # recency survives restarts
-            except OSError:
-                pass  # evicted meanwhile: the bytes we read are still whole
         return rendition
 
     def _put_sync(self, key: str, rendition: Rendition) -> None:
-        path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
-        data = encode_entry(rendition)
-        tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)  # atomic: readers see the old entry, or the whole new one
-        finally:
-            tmp.unlink(missing_ok=True)
+        size = write_entry(self._path(key), rendition)
         with self._lock:
             self._forget(key)
-            self._sizes[key] = len(data)
-            self._total += len(data)
+            self._sizes[key] = size
+            self._total += size
             self._evict()
 
     def _forget(self, key: str) -> None:
@@ -104,9 +172,6 @@ class DiskTier:
             self._total -= size
             self._path(key).unlink(missing_ok=True)
 
-    async def get(self, key: str) -> Rendition | None:
-        return await asyncio.to_thread(self._get_sync, key)
-
     def _purge_sync(self, prefix: str) -> int:
         with self._lock:
             doomed = [key for key in self._sizes if key.startswith(prefix)]
@@ -116,24 +181,92 @@ class DiskTier:
             self._path(key).unlink(missing_ok=True)
         return len(doomed)
 
-    async def purge(self, prefix: str) -> int:
-        return await asyncio.to_thread(self._purge_sync, prefix)
-
-    async def ready(self) -> str | None:
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            return f"disk cache {self.root} is not writable"
-        return None
-
-    async def put(self, key: str, rendition: Rendition) -> None:
-        try:
-            await asyncio.to_thread(self._put_sync, key, rendition)
-        except OSError as e:
-            # A full or failing disk costs the cache entry, not the response: the rendition is made.
-            log.warning("disk cache: could not store %s: %s", key, e)
-
     async def close(self) -> None:
         pass
 
     @property
     def bytes_used(self) -> int:
+        return self._total
+
+
+class SharedDiskTier(_Files):
+    """The disk tier of one of several worker processes sharing `root`.
+
+    Reads and writes are DiskTier's. No process knows the total alone, so one janitor keeps it:
+    every worker tries the janitor lock (root/.janitor.lock) each `sweep_s`; the one that holds it
+    (the kernel releases it if that worker dies) sweeps the directory, removing temp files older
+    than a minute (a crash's leftovers) and the least recently read or written entries past
+    `max_bytes`. Between sweeps the directory may pass the budget by what was written meanwhile.
+    """
+
+    def __init__(self, root: str | Path, max_bytes: int, sweep_s: float = 30.0):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.sweep_s = sweep_s
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._total = 0
+        self._lock_file = open(self.root / ".janitor.lock", "a+")  # held for the process's life
+        self._leader = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._janitor, name="disk-janitor", daemon=True)
+        self._thread.start()
+
+    def _get_sync(self, key: str) -> Rendition | None:
+        return read_entry(entry_path(self.root, key))[0]
+
+    def _put_sync(self, key: str, rendition: Rendition) -> None:
+        write_entry(entry_path(self.root, key), rendition)
+
+    def _purge_sync(self, prefix: str) -> int:
+        return purge_files(self.root, prefix)
+
+    def _janitor(self) -> None:
+        while True:
+            if not self._leader:
+                try:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self._leader = True
+                except OSError:
+                    pass  # another worker sweeps
+            if self._leader:
+                try:
+                    self.sweep()
+                except OSError as e:
+                    log.warning("disk cache janitor: %s", e)
+            if self._stop.wait(self.sweep_s):
+                return
+
+    def sweep(self) -> None:
+        """Bring the directory within `max_bytes`, least recently used first (mtime: reads touch it)."""
+        entries, total, now = [], 0, time.time()
+        for sub in os.scandir(self.root):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for f in os.scandir(sub.path):
+                try:
+                    st = f.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if f.name.startswith(".tmp-"):
+                    if now - st.st_mtime > 60:
+                        Path(f.path).unlink(missing_ok=True)
+                    continue
+                entries.append((st.st_mtime_ns, st.st_size, f.path))
+                total += st.st_size
+        entries.sort()
+        for _, size, path in entries:
+            if total <= self.max_bytes:
+                break
+            Path(path).unlink(missing_ok=True)
+            total -= size
+        self._total = total
+
+    async def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._lock_file.close()
+
+    @property
+    def bytes_used(self) -> int:
+        """As of the last sweep by this process (0 unless it is the janitor)."""
         return self._total

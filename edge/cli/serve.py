@@ -1,17 +1,21 @@
-"""`edge serve`: run the HTTP server."""
+"""`edge serve`: run the HTTP server, in one process or in `server.workers` worker processes."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
+import tempfile
 
 import uvicorn
 
 from edge.cli.common import add_common
 from edge.config import Config
-from edge.http.app import create_app
+from edge.http.app import WORKER_PROCESSES, create_app
+from edge.logs import configure_logging
 from edge.services import build_services, lookup_master
+from edge.signing import Signer
+from origin.core.concurrency import cpu_count
 from origin.core.request import RenditionOptions
 from origin.masters.local import LocalMasterStore
 
@@ -21,26 +25,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(serve)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default server.workers; 0: one per CPU this process may use, cgroup quota included)",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # ~17 INFO lines per render otherwise
-    access = logging.getLogger("edge.access")  # JSON lines, one per request, nothing around them
-    access.propagate = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    services = build_services(config)
-    app = create_app(config, services)
+    configure_logging()
+    workers = args.workers if args.workers is not None else config.server.workers
+    workers = workers or cpu_count()
+    if workers < 1:
+        raise SystemExit("edge: --workers must be 0 (one per CPU) or more")
+    signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"
     examples = [] if config.masters_in_s3 else LocalMasterStore(config.masters_dir).list()[:1]
-    print(f"edge-image-cdn: masters in {config.masters_dir}", file=sys.stderr)
+    print(f"edge-image-cdn: masters in {config.masters_dir}, {workers} worker process(es)", file=sys.stderr)
     for path in examples:
         record = lookup_master(config, path)
         opts = RenditionOptions(w=640, dpr=2, v=record.short_version)
-        print(f"Try: {base}{services.signer.sign_url(path, opts)}", file=sys.stderr)
+        print(f"Try: {base}{signer.sign_url(path, opts)}", file=sys.stderr)
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
-    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info", access_log=False)
+    run = {"host": config.server.host, "port": config.server.port, "log_level": "info", "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(config, build_services(config)), **run)  # type: ignore[arg-type]
+        return 0
+    _hand_over(args)
+    os.environ[WORKER_PROCESSES] = str(workers)
+    # Each worker's metrics go to files here; /metrics (any worker) sums them.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
+    uvicorn.run("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
     return 0
+
+
+def _hand_over(args: argparse.Namespace) -> None:
+    """Put the command line's choices where each worker's load_config() finds them."""
+    if args.config:
+        os.environ["EDGE_CONFIG"] = args.config
+    for flag, variable in (("masters", "EDGE_MASTERS"), ("host", "EDGE_HOST"), ("port", "EDGE_PORT")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            os.environ[variable] = str(value)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -12,10 +16,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from edge.access_log import AccessLog
-from edge.config import Config
+from edge.config import Config, load_config
 from edge.http import markup, ops, sitemaps
 from edge.http.images import rendition_endpoint
 from edge.http.problems import EXCEPTION_HANDLERS
+from edge.logs import configure_logging
 from edge.services import Services, build_services
 from origin.imaging.runtime import tune_process
 
@@ -46,7 +51,12 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        chores = [asyncio.create_task(_every_second(built.metrics.refresh))]
+        if built.purges is not None:
+            chores.append(asyncio.create_task(built.purges.follow()))
         yield
+        for chore in chores:
+            chore.cancel()
         await built.close()
 
     app = Starlette(
@@ -62,3 +72,36 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     app.router.redirect_slashes = False  # an image origin has no use for slash redirects
     app.state.services = built
     return AccessLog(app, built.metrics, enabled=config.server.access_log)
+
+
+async def _every_second(fn: Callable[[], None]) -> None:
+    while True:
+        fn()
+        await asyncio.sleep(1)
+
+
+WORKER_PROCESSES = "_EDGE_WORKER_PROCESSES"  # set by `edge serve --workers N` for its workers
+
+
+def worker_app() -> ASGIApp:
+    """The app of one of `edge serve`'s worker processes (uvicorn calls this in each of them).
+
+    The configuration comes from the environment `edge serve` prepared (EDGE_CONFIG and the flags as
+    EDGE_* variables), so every worker builds the same server; it shares the disk tier, renders
+    once per key across workers, and dies with the supervisor rather than outliving it.
+    """
+    _die_with_parent()
+    configure_logging()
+    config = load_config()
+    return create_app(config, build_services(config, processes=int(os.environ[WORKER_PROCESSES])))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent (uvicorn's supervisor) dies, however it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call
+            os._exit(1)
+    except (OSError, AttributeError):
+        log.debug("no PR_SET_PDEATHSIG here: workers may outlive a killed supervisor")

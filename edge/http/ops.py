@@ -13,7 +13,6 @@ from edge.headers import NO_STORE
 from edge.metrics import Metrics
 from edge.services import Services
 from origin.core.errors import Problem
-from origin.core.keys import master_id
 
 log = logging.getLogger("edge")
 
@@ -43,8 +42,7 @@ async def purge_endpoint(request: Request) -> Response:
             401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
         )
     master_path = request.path_params["path"]
-    services.masters.forget(master_path)
-    removed = await services.cache.purge(master_id(master_path))
+    removed = await services.purge(master_path)
     log.warning("purged %s: %s", master_path, removed)
     return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})
 

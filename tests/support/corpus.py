@@ -15,6 +15,7 @@ TEST_ENV = {
     "EDGE_KEYS": TEST_KEYS,
     "EDGE_SUPERRES_MODELS_DIR": "",
     "EDGE_SERVER_MASTER_STAT_TTL_S": str(MASTER_STAT_TTL_S),
+    "EDGE_SERVER_WORKERS": "1",  # one process: tests/e2e/test_workers.py starts several
 }
 
 BROKEN = [

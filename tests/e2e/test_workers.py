@@ -1,0 +1,96 @@
+"""`edge serve --workers 2`, run for real: the workers share the disk tier and render a key once
+between them, /metrics sums every worker, a worker that dies is replaced, and no worker outlives
+a supervisor killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.metrics import scrape, value
+from tests.support.server import Server, start_server, stop_server
+
+
+def workers_of(server: Server) -> list[int]:
+    """The supervisor's child processes (uvicorn's workers), by /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == server.process.pid and "spawn" in Path(
+                f"/proc/{entry}/cmdline"
+            ).read_text(errors="replace"):
+                children.append(int(entry))
+    return children
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("workers"), {"EDGE_SERVER_WORKERS": "2"})
+    deadline = time.monotonic() + 30
+    while len(workers_of(srv)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    yield srv
+    stop_server(srv)
+
+
+def fresh_get(url: str) -> httpx.Response:
+    """One request on its own connection, so the kernel may hand it to either worker."""
+    return httpx.get(url, timeout=60, headers={"Connection": "close"})
+
+
+def test_concurrent_misses_across_workers_render_once_and_metrics_add_up(two: Server):
+    assert len(workers_of(two)) == 2
+    url = two.url("flower_640x427.jpg", w=333, fm="webp")
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: fresh_get(url), range(12)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.headers["etag"] for r in answers}) == 1 and len({r.content for r in answers}) == 1
+    samples = scrape(two)
+    assert value(samples, "edge_renders_total", format="webp") == 1  # one render for both workers
+    assert value(samples, "edge_requests_total", status="200", format="webp") >= 12  # summed over workers
+    for _ in range(20):
+        assert fresh_get(url).status_code == 200
+    assert value(scrape(two), "edge_renders_total", format="webp") == 1
+
+
+def test_a_dead_worker_is_replaced_and_hits_keep_coming(two: Server):
+    url = two.url("rocket_640x427.jpg", w=120, fm="jpeg")
+    assert fresh_get(url).status_code == 200
+    victim = workers_of(two)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alive = workers_of(two)
+        if len(alive) == 2 and victim not in alive:
+            break
+        time.sleep(0.2)
+    assert len(workers_of(two)) == 2 and victim not in workers_of(two)
+    assert all(fresh_get(url).status_code == 200 for _ in range(10))
+
+
+def test_no_worker_outlives_a_killed_supervisor(tmp_path: Path):
+    srv = start_server(tmp_path, {"EDGE_SERVER_WORKERS": "2"})
+    deadline = time.monotonic() + 30
+    while len(workers_of(srv)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    children = workers_of(srv)
+    assert len(children) == 2
+    os.kill(srv.process.pid, signal.SIGKILL)
+    srv.process.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(srv.base + "/healthz", timeout=2)
