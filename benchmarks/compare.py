@@ -163,9 +163,14 @@ class Target:
     stop: Callable[[], None]
 
 
+EDGE_ENV: dict[str, str] = {}  # --edge-env
+
+
 def start_edge(masters: Path, work: Path, env: dict[str, str] | None = None) -> Target:
     cache = Path(tempfile.mkdtemp(dir=work, prefix="edge-cache-"))
-    server = render_bench.Server(masters, cache, work / "edge.log", {"EDGE_SERVER_ACCESS_LOG": "false", **(env or {})})
+    # The server's defaults (worker processes: one per CPU), unless --edge-env says otherwise.
+    settings = {"EDGE_SERVER_ACCESS_LOG": "false", "EDGE_SERVER_WORKERS": "0", **EDGE_ENV, **(env or {})}
+    server = render_bench.Server(masters, cache, work / "edge.log", settings)
     server.wait_healthy(60)
 
     def url(image: str, width: int, fmt: str, q: int) -> str:
@@ -193,7 +198,10 @@ def start_peer(name: str, masters: Path) -> Target:
 
     env = {**os.environ, "PEERS": str(PEERS), "IMAGES": str(masters), "THUMBOR_PROCESSES": "2"}
     script = {"thumbor": "start_thumbor.sh", "ipx": "start_ipx.sh", "nginx": "start_nginx.sh"}[name]
-    subprocess.run(["bash", str(PEERS_DIR / script)], env=env, check=True, capture_output=True, timeout=120)
+    started = subprocess.run(["bash", str(PEERS_DIR / script)], env=env, capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        subprocess.run(["bash", str(PEERS_DIR / "stop.sh"), name], env=env, capture_output=True, timeout=60)
+        raise RuntimeError(f"{script} failed: {started.stdout[-500:]}{started.stderr[-500:]}")
     spec = servers.SERVERS[name]
     pid_file = PEERS / "run" / f"{name}.pids"
     root = int(pid_file.read_text().split()[0])
@@ -428,7 +436,10 @@ def _floor_unit(masters_dir: Path, masters: list[str], width: int, fmt: str, dur
                 name = next(it, None)
             if name is None:
                 return
-            image = pyvips.Image.thumbnail(str(masters_dir / name), width, export_profile="srgb")
+            path = str(masters_dir / name)
+            # As the server does: convert to sRGB only from an embedded profile.
+            tagged = "icc-profile-data" in pyvips.Image.new_from_file(path).get_fields()
+            image = pyvips.Image.thumbnail(path, width, **({"export_profile": "srgb"} if tagged else {}))
             data = getattr(image, f"{row.saver}_buffer")(**row.options(q, settings), keep="none")
             with lock:
                 sizes.append(len(data))
@@ -459,8 +470,11 @@ def _floor_unit(masters_dir: Path, masters: list[str], width: int, fmt: str, dur
 # ------------------------------------------------------------------------------ quality
 
 
-def quality(edge: Target, thumbor: Target | None, masters: list[str]) -> list[dict[str, object]]:
-    """Bytes at thumbor's SSIMULACRA2, each server scored against its own lossless output."""
+def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: list[str]) -> list[dict[str, object]]:
+    """Bytes at thumbor's SSIMULACRA2. Both servers' 800w renditions are scored against one neutral
+    reference: the master decoded whole and reduced with Lanczos3 to the rendition's exact size
+    (no shrink-on-load), so a softer resize cannot pass for a better encoder. Our bytes at thumbor's
+    exact score are interpolated (in log bytes) between the two qualities that bracket it."""
     try:
         from ssimulacra2 import compute_ssimulacra2
     except ImportError:
@@ -470,13 +484,10 @@ def quality(edge: Target, thumbor: Target | None, masters: list[str]) -> list[di
         print("  quality: skipped (needs thumbor from ../shared/peers)")
         return []
     import io
+    import math
 
-    def png(data: bytes) -> io.BytesIO:
-        image = pyvips.Image.new_from_buffer(data, "")
-        return io.BytesIO(image.colourspace("srgb").pngsave_buffer(compression=1))
-
-    def score(reference: bytes, data: bytes) -> float:
-        return float(compute_ssimulacra2(png(reference), png(data)))
+    def png(image: pyvips.Image) -> io.BytesIO:
+        return io.BytesIO(image.colourspace("srgb").cast("uchar").pngsave_buffer(compression=1))
 
     def get(target: Target, path: str) -> bytes:
         response = httpx.get(target.base + path, timeout=300)
@@ -484,36 +495,50 @@ def quality(edge: Target, thumbor: Target | None, masters: list[str]) -> list[di
         return response.content
 
     rows = []
-    for fmt in ("jpeg", "webp", "avif"):
-        for name in masters[:3]:
+    for name in masters[:3]:
+        master = pyvips.Image.new_from_file(str(masters_dir / name)).autorot()
+        references: dict[tuple[int, int], io.BytesIO] = {}
+
+        def score(data: bytes, master: pyvips.Image = master, refs: dict = references) -> float:  # noqa: B006
+            image = pyvips.Image.new_from_buffer(data, "")
+            size = (image.width, image.height)
+            if size not in refs:
+                ref = master.resize(size[0] / master.width, vscale=size[1] / master.height, kernel="lanczos3")
+                refs[size] = png(ref.gravity("centre", *size, extend="copy"))
+            refs[size].seek(0)
+            return float(compute_ssimulacra2(refs[size], png(image)))
+
+        for fmt in ("jpeg", "webp", "avif"):
             theirs = get(thumbor, thumbor.url(name, 800, fmt, QUALITY[fmt]))
-            their_ref = get(thumbor, thumbor.url(name, 800, "png", 100))
-            target_score = score(their_ref, theirs)
-            our_ref = get(edge, edge.url(name, 800, "png", 100))
-            lo, hi, best = 1, 100, None
-            for _ in range(8):  # bisect our q until our score reaches thumbor's
+            target_score = score(theirs)
+            probes: dict[int, tuple[int, float]] = {}
+            lo, hi = 1, 100
+            while lo <= hi:  # the lowest q of ours that reaches thumbor's score
                 q = (lo + hi) // 2
                 ours = get(edge, edge.url(name, 800, fmt, q))
-                s = score(our_ref, ours)
-                if s >= target_score:
-                    best, hi = (q, len(ours), s), q - 1
-                else:
-                    lo = q + 1
-                if lo > hi:
-                    break
+                probes[q] = (len(ours), score(ours))
+                lo, hi = (lo, q - 1) if probes[q][1] >= target_score else (q + 1, hi)
+            above = min((q for q, (_, sc) in probes.items() if sc >= target_score), default=None)
+            below = max((q for q, (_, sc) in probes.items() if sc < target_score), default=None)
+            our_bytes = None
+            if above is not None:
+                our_bytes = float(probes[above][0])
+                if below is not None and probes[above][1] > probes[below][1]:
+                    (b0, s0), (b1, s1) = probes[below], probes[above]
+                    t = (target_score - s0) / (s1 - s0)
+                    our_bytes = math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
             row = {
                 "format": fmt,
                 "master": name,
                 "thumbor_bytes": len(theirs),
                 "thumbor_score": round(target_score, 2),
-                "our_q": best[0] if best else None,
-                "our_bytes": best[1] if best else None,
-                "our_score": round(best[2], 2) if best else None,
+                "our_bytes": round(our_bytes) if our_bytes else None,
+                "our_q_bracket": [below, above],
             }
-            ratio = f"{best[1] / len(theirs):.2f}x" if best else "-"
+            ratio = f"{our_bytes / len(theirs):.2f}x" if our_bytes else "-"
             print(
-                f"  quality {fmt} {name}: thumbor {len(theirs)} B at {target_score:.1f}; ours q{row['our_q']} "
-                f"{row['our_bytes']} B at {row['our_score']}  ({ratio})",
+                f"  quality {fmt} {name}: thumbor {len(theirs)} B at {target_score:.1f}; ours {row['our_bytes']} B "
+                f"(q {below}..{above})  ({ratio})",
                 flush=True,
             )
             rows.append(row)
@@ -570,8 +595,13 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per unit of load (default 20)")
     ap.add_argument("--peers", default="thumbor,ipx", help="peers to run when installed (default thumbor,ipx)")
     ap.add_argument("--copies", type=int, default=150, help="distinct-bytes copies of each master (default 150)")
+    ap.add_argument("--first", help="first-touch renditions, e.g. 800:jpeg,320:avif (default: all six)")
+    ap.add_argument("--edge-env", action="append", default=[], metavar="NAME=VALUE", help="configure the server")
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
+    if args.first:
+        FIRST_TOUCH[:] = [(int(w), f) for w, f in (item.split(":") for item in args.first.split(","))]
+    EDGE_ENV.update(item.split("=", 1) for item in args.edge_env)
     workloads = set(args.workloads.split(","))
     info = machine()
     print(f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, libvips {info['libvips']}")
@@ -581,6 +611,7 @@ def main() -> int:
         print(f"Peers: {skipped}")
     photos = source_photos()
     work = Path(tempfile.mkdtemp(prefix="edge-compare-"))
+    work.chmod(0o755)  # nginx's workers (another user) read the masters folder
     masters_dir = work / "masters"
     names = ", ".join(p.name for p in photos)
     print(f"Masters: {len(photos)} photos ({names}) x {args.copies} distinct copies in {masters_dir}")
@@ -626,7 +657,7 @@ def main() -> int:
             edge = start_edge(masters_dir, work)
             thumbor = start_peer("thumbor", masters_dir) if "thumbor" in peer_names else None
             try:
-                quality_rows = quality(edge, thumbor, masters)
+                quality_rows = quality(edge, thumbor, masters_dir, masters)
             finally:
                 edge.stop()
                 if thumbor:

@@ -49,6 +49,8 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         },
         "progressive + scans": {"optimize_coding": True, "interlace": True, "optimize_scans": True},
         "progressive + quant table 3": {"optimize_coding": True, "interlace": True, "quant_table": 3},
+        "baseline + quant table 3": {"quant_table": 3},
+        "baseline huffman-optimised + quant table 3": {"optimize_coding": True, "quant_table": 3},
     },
     "webp": {
         "effort 0": {"effort": 0},
@@ -71,6 +73,8 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "effort 1, tune ssim": {"compression": "av1", "effort": 1, "tune": "ssim"},
         "effort 1, tune psnr": {"compression": "av1", "effort": 1, "tune": "psnr"},
         "effort 2, tune ssim": {"compression": "av1", "effort": 2, "tune": "ssim"},
+        "effort 1, 10-bit": {"compression": "av1", "effort": 1, "bitdepth": 10},
+        "effort 2, 10-bit": {"compression": "av1", "effort": 2, "bitdepth": 10},
     },
 }
 SAVERS = {"jpeg": "jpegsave_buffer", "webp": "webpsave_buffer", "avif": "heifsave_buffer"}

@@ -233,6 +233,8 @@ class Server:
                 "EDGE_CACHE_DIR": str(cache_dir),
                 # Room for 16 concurrent misses: with the default a burst could be answered 503.
                 "EDGE_SERVER_QUEUE_LIMIT": "32",
+                # One process, so the figures (RSS, CPU) are this process's; compare.py runs the default.
+                "EDGE_SERVER_WORKERS": "1",
                 **(extra_env or {}),
             }
         )

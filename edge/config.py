@@ -51,7 +51,7 @@ class ServerConfig:
     port: int = 8080
     masters: str = ""  # a directory or s3://bucket/prefix; empty means the bundled demo masters
     workers: int = 0  # worker processes of `edge serve`; 0: one per CPU this process may use
-    render_workers: int = 0  # render threads per worker process; 0: the CPUs shared among the workers
+    render_workers: int = 0  # render threads per worker process; 0: one per CPU
     queue_limit: int = 32  # renders that may wait for a worker before 503
     render_timeout_s: float = 20.0
     retry_after_s: int = 2

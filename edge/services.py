@@ -83,8 +83,10 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     store = store or master_store(config)
     cache = TieredCache(cache_tiers(config, processes=processes))
     s = config.server
-    threads = s.render_workers or max(1, cpu_count() // processes)
-    pool = RenderPool(threads, s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    # Every worker process may use every core: connections are not spread evenly over workers, and
+    # a worker limited to its share of the cores leaves them idle while another queues (measured:
+    # 13.4 cold renders/s with two workers of one thread, 24.4 with two of two).
+    pool = RenderPool(s.render_workers or cpu_count(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
     metrics = Metrics()
     metrics.track_queue(lambda: pool.pending)
     ruleset = load_rule_set(config)
@@ -100,8 +102,17 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         if upscaler is not None
         else None
     )
+    index = MasterIndex(store, config.limits, stat_ttl_s=s.master_stat_ttl_s)
     renderer = Renderer(
-        store, config.limits, config.formats, config.encode, pool, policy, superres, ruleset.enhance_for
+        store,
+        config.limits,
+        config.formats,
+        config.encode,
+        pool,
+        policy,
+        superres,
+        ruleset.enhance_for,
+        index.take_bytes,
     )
     capacity = capacity_of(config, policy)
     signer = Signer(config.signing_keys())
@@ -110,7 +121,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     services = Services(
         config=config,
         signer=signer,
-        masters=MasterIndex(store, config.limits, stat_ttl_s=s.master_stat_ttl_s),
+        masters=index,
         renditions=RenditionService(renderer, cache, metrics, locks),
         store=store,
         cache=cache,

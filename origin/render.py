@@ -78,6 +78,7 @@ class Renderer:
         policy: SuperResPolicy = OFF,
         superres: SuperRes | None = None,
         enhance_for: Callable[[str], str] = lambda _path: "auto",
+        fresh_bytes: Callable[[MasterRecord], bytes | None] = lambda _record: None,
     ):
         self.store = store
         self.limits = limits
@@ -86,6 +87,7 @@ class Renderer:
         self.policy = policy if superres is not None else OFF
         self.superres = superres
         self.enhance_for = enhance_for  # a master path -> "never" where a rule forbids models
+        self.fresh_bytes = fresh_bytes  # bytes the master index has just read and hashed, if any
         self.tools = RenderTools(
             encode, superres.upscaler if superres else None, superres.intermediates if superres else None
         )
@@ -117,27 +119,33 @@ class Renderer:
 
     async def render(self, job: Job) -> Made:
         started = time.perf_counter()
-        data = await self.store.read(job.record.info)
+        data = self.fresh_bytes(job.record)
+        verified = data is not None
+        if data is None:
+            data = await self.store.read(job.record.info)
         fetched = time.perf_counter() - started
         sr = self.superres
         if not job.model or sr is None:
-            return await self._run(self.pool, data, job, fetched)
+            return await self._run(self.pool, data, job, fetched, verified)
         plan = job.plan
         region = plan.region or Crop(0, 0, plan.load_w, plan.load_h)
         estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
         if self.policy.may_wait(estimate):
-            return await self._run(sr.pool, data, job, fetched)
-        stand_in = await self._run(self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched)
-        return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0))
+            return await self._run(sr.pool, data, job, fetched, verified)
+        stand_in = await self._run(
+            self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched, verified
+        )
+        return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0, True))
 
-    async def _run(self, pool: RenderPool, data: bytes, job: Job, fetched: float) -> Made:
-        """Check the bytes are the planned version and render them, in `pool`."""
+    async def _run(self, pool: RenderPool, data: bytes, job: Job, fetched: float, known: bool = False) -> Made:
+        """Check the bytes are the planned version (unless `known`: the index just hashed them) and
+        render them, in `pool`."""
 
         def work(token: CancelToken) -> Made:
             if token.cancelled:  # the budget ran out while queued
                 raise Cancelled()
             started = time.perf_counter()
-            if version_hash(data) != job.record.version:
+            if not known and version_hash(data) != job.record.version:
                 # Replaced between stat and read: never cache these bytes under the old version.
                 raise retry_soon("master changed during the request; retry")
             verified = time.perf_counter() - started

@@ -13,7 +13,7 @@ from edge.cli.common import add_common
 from edge.config import Config
 from edge.http.app import WORKER_PROCESSES, create_app
 from edge.logs import configure_logging
-from edge.services import build_services, lookup_master
+from edge.services import build_services, load_rule_set, lookup_master
 from edge.signing import Signer
 from origin.core.concurrency import cpu_count
 from origin.core.request import RenditionOptions
@@ -39,6 +39,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     workers = workers or cpu_count()
     if workers < 1:
         raise SystemExit("edge: --workers must be 0 (one per CPU) or more")
+    load_rule_set(config)  # invalid rules stop here, with every error listed, before any worker starts
     signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"
     examples = [] if config.masters_in_s3 else LocalMasterStore(config.masters_dir).list()[:1]

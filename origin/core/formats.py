@@ -14,21 +14,34 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """Encoder settings ([encode] in the configuration). Any change moves every rendition key."""
+    """Encoder settings ([encode] in the configuration). Any change moves every rendition key.
 
-    # AVIF effort dominates render time: 0-2 costs a fifth of libvips' default (4) for ~10 % more
-    # bytes at the same quality (measured in benchmarks/).
-    avif_effort: int = 2
-    webp_effort: int = 4
-    # mozjpeg-style trellis quantisation: ~10 % smaller JPEGs (pyvips-binary ships mozjpeg).
-    jpeg_trellis: bool = True
-    jpeg_progressive: bool = True
+    Chosen by bytes and CPU-ms at equal SSIMULACRA2 on the corpus photos (benchmarks/encoders.py;
+    the tables are in benchmarks/RESULTS.md).
+    """
+
+    # AVIF: effort dominates render time (libheif's aom; its default tune, "iq", beats ssim and psnr).
+    # Effort 1 at 10 bits: as few bytes as effort 2 at 8 bits at equal SSIMULACRA2 (1.01x at 75,
+    # 0.97x at 82) for 74 % of its CPU; effort 3 saves 11 % of bytes for 1.4x the CPU.
+    avif_effort: int = 1
+    avif_bitdepth: int = 10
+    # WebP effort 2: 4.7 % more bytes than effort 4 at equal SSIMULACRA2 for 43 % of its CPU.
+    webp_effort: int = 2
+    # JPEG: baseline with optimised Huffman tables and quantisation table 3 (ImageMagick's, by N.
+    # Robidoux): 3.5 % fewer bytes than progressive + trellis + deringing at SSIMULACRA2 75 (7 % at
+    # 82) for a fifth of its CPU; progressive coding adds 70 % to the encode for no bytes.
+    jpeg_trellis: bool = False
+    jpeg_progressive: bool = False
+    jpeg_quant_table: int = 3
     png_compression: int = 6
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("avif_effort", 0, 9), ("webp_effort", 0, 6), ("png_compression", 0, 9)):
+        checks = (("avif_effort", 0, 9), ("webp_effort", 0, 6), ("jpeg_quant_table", 0, 8), ("png_compression", 0, 9))
+        for name, lo, hi in checks:
             if not lo <= getattr(self, name) <= hi:
                 raise ValueError(f"{name} must be {lo}..{hi}, got {getattr(self, name)}")
+        if self.avif_bitdepth not in (8, 10):
+            raise ValueError(f"avif_bitdepth must be 8 or 10, got {self.avif_bitdepth}")
 
     def fingerprint(self) -> str:
         """Changes whenever the bytes an encoder writes may change: part of every rendition key."""
@@ -58,7 +71,8 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format(
             "avif", "image/avif", alpha=True, animation=False, lossy=True, named=True, default_quality=50,
-            saver="heifsave", options=lambda q, s: {"Q": q, "compression": "av1", "effort": s.avif_effort},
+            saver="heifsave",
+            options=lambda q, s: {"Q": q, "compression": "av1", "effort": s.avif_effort, "bitdepth": s.avif_bitdepth},
         ),
         Format(
             "webp", "image/webp", alpha=True, animation=True, lossy=True, named=True, default_quality=80,
@@ -73,6 +87,7 @@ FORMATS: dict[str, Format] = {
                 "interlace": s.jpeg_progressive,
                 "trellis_quant": s.jpeg_trellis,
                 "overshoot_deringing": s.jpeg_trellis,
+                "quant_table": s.jpeg_quant_table,
             },
         ),
         Format(

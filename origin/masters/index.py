@@ -21,6 +21,8 @@ from origin.core.master import MasterInfo, MasterRecord
 from origin.imaging.probe import probe
 from origin.masters.store import MasterStore
 
+RECENT_BYTES = 128 * 1024 * 1024
+
 
 def version_hash(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
@@ -40,6 +42,9 @@ class MasterIndex:
         self._records: LRUCache[tuple[str, str], MasterRecord | Problem] = LRUCache(max_entries)
         self._latest: LRUCache[str, MasterRecord] = LRUCache(max_entries)  # by path, for store outages
         self._fresh: LRUCache[str, tuple[float, MasterRecord]] = LRUCache(max_entries)  # by path: when stat'ed
+        # The bytes of masters just inspected, for the render that usually follows at once: a first
+        # touch then reads and hashes the master once, not twice. Taken once; bounded in bytes.
+        self._bytes: LRUCache[tuple[str, str], bytes] = LRUCache(RECENT_BYTES, getsizeof=len)
         self._flight: SingleFlight[MasterRecord | Problem] = SingleFlight()
 
     async def lookup(self, path: str) -> MasterRecord:
@@ -63,6 +68,11 @@ class MasterIndex:
         if self.stat_ttl_s:
             self._fresh[path] = (time.monotonic(), record)
         return record
+
+    def take_bytes(self, record: MasterRecord) -> bytes | None:
+        """The master's bytes if this index read them for `record` and no render took them yet:
+        known to be that version (they were hashed to make the record)."""
+        return self._bytes.pop((record.info.path, record.version), None)
 
     def forget(self, path: str) -> None:
         """Drop what is known of a master path (a purge): the next request asks the store again."""
@@ -90,6 +100,9 @@ class MasterIndex:
     async def _inspect(self, info: MasterInfo) -> MasterRecord | Problem:
         data = await self.store.read(info)
         try:
-            return await asyncio.to_thread(inspect, info, data, self.limits)
+            record = await asyncio.to_thread(inspect, info, data, self.limits)
         except Problem as problem:
             return problem
+        if len(data) <= RECENT_BYTES // 4:
+            self._bytes[(info.path, record.version)] = data
+        return record
