@@ -21,7 +21,7 @@ from origin.core.master import MasterInfo, MasterRecord
 from origin.imaging.probe import probe
 from origin.masters.store import MasterStore
 
-RECENT_BYTES = 128 * 1024 * 1024
+RECENT_BYTES = 64 * 1024 * 1024  # 16 concurrent first touches of 4 MB masters
 
 
 def version_hash(data: bytes) -> str:
