@@ -638,7 +638,10 @@ def main() -> int:
                 f"\nsrcset burst: {len(renditions)} renditions per master: "
                 + ", ".join(f"{w}w {f}" for w, f, _ in renditions)
             )
-            edge = start_edge(masters_dir, work)
+            rules = work / "burst-rules"
+            rules.mkdir(exist_ok=True)
+            (rules / "burst.yaml").write_text(BURST_RULE)  # the server knows what the burst declares
+            edge = start_edge(masters_dir, work, {"EDGE_RULES_DIR": str(rules)})
             try:
                 units.append(burst(edge, masters, renditions, args.duration * 2))
             finally:

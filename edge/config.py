@@ -88,9 +88,12 @@ class CacheConfig:
     disk_dir: str = "var/cache"  # relative paths are relative to the working directory
     disk_mb: int = 4096
     s3_url: str = ""  # s3://bucket/prefix: a rendition tier shared by every replica (behind disk)
+    # Masters decoded once for all the renditions their rules declare (a srcset burst); 0: off.
+    decoded_mb: int = 64  # a burst works on a master or two at a time: ~6 decodes of 2048 px
 
     def __post_init__(self) -> None:
-        _check([(self.memory_mb >= 0 and self.disk_mb >= 0, "memory_mb and disk_mb must be 0 or more")])
+        sizes = min(self.memory_mb, self.disk_mb, self.decoded_mb)
+        _check([(sizes >= 0, "memory_mb, disk_mb and decoded_mb must be 0 or more")])
         if self.s3_url:
             try:
                 split_s3_url(self.s3_url)

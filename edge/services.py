@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from edge.caches.disk import DiskTier, SharedDiskTier
 from edge.caches.memory import MemoryTier
 from edge.caches.s3 import S3Tier
@@ -19,8 +21,9 @@ from edge.metrics import Metrics
 from edge.renditions import RenditionService
 from edge.signing import Signer, VerifiedUrls
 from origin.core.concurrency import cpu_count
+from origin.core.errors import Problem
 from origin.core.keys import master_id
-from origin.core.master import MasterRecord
+from origin.core.master import MasterHeader, MasterRecord
 from origin.imaging.intermediates import IntermediateCache
 from origin.masters.http import HttpMasterStore
 from origin.masters.index import MasterIndex
@@ -28,15 +31,16 @@ from origin.masters.local import LocalMasterStore
 from origin.masters.routed import RoutedStore
 from origin.masters.s3 import S3MasterStore
 from origin.masters.store import MasterStore
+from origin.plan import plan_rendition
 from origin.pool import RenderPool
-from origin.render import Renderer, SuperRes
+from origin.render import MasterHints, Renderer, SuperRes
 from origin.superres.policy import SuperResPolicy
 from origin.superres.registry import available_models
 from origin.superres.runtime import Upscaler
 from rules.closed_world import ClosedWorld
 from rules.loader import RulesInvalid, load_rules
-from rules.model import RuleSet
-from rules.srcset import Capacity
+from rules.model import Rule, RuleSet
+from rules.srcset import Capacity, plan
 
 log = logging.getLogger("edge")
 
@@ -103,18 +107,10 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         else None
     )
     index = MasterIndex(store, config.limits, stat_ttl_s=s.master_stat_ttl_s)
-    renderer = Renderer(
-        store,
-        config.limits,
-        config.formats,
-        config.encode,
-        pool,
-        policy,
-        superres,
-        ruleset.enhance_for,
-        index.take_bytes,
-    )
     capacity = capacity_of(config, policy)
+    hints = MasterHints(ruleset.enhance_for, index.take_bytes, DecodeSizes(ruleset, capacity, config))
+    decoded = IntermediateCache(config.cache.decoded_mb * 1024 * 1024 // processes) if config.cache.decoded_mb else None
+    renderer = Renderer(store, config.limits, config.formats, config.encode, pool, policy, superres, hints, decoded)
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"
     locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
@@ -134,6 +130,37 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     if processes > 1:
         services.purges = PurgeLog(shared, services.forget_locally)
     return services
+
+
+class DecodeSizes:
+    """For a master the rules declare renditions of: the size to decode it at once for all of them
+    (the largest load size any declared rendition needs), so a srcset burst decodes it once. None
+    for a master no rule covers: its first touch decodes with shrink-on-load for its one rendition."""
+
+    def __init__(self, ruleset: RuleSet, capacity: Capacity, config: Config):
+        self.ruleset, self.capacity, self.config = ruleset, capacity, config
+        self._sizes: LRUCache[tuple[tuple[str, ...], MasterHeader], tuple[int, int] | None] = LRUCache(10_000)
+
+    def __call__(self, record: MasterRecord) -> tuple[int, int] | None:
+        rules = self.ruleset.rules_for(record.path)
+        if not rules:
+            return None
+        key = (tuple(r.name for r in rules), record.header)
+        if key not in self._sizes:
+            self._sizes[key] = self._largest(rules, record.header)
+        return self._sizes[key]
+
+    def _largest(self, rules: list[Rule], header: MasterHeader) -> tuple[int, int] | None:
+        width = height = 0
+        for rule in rules:
+            try:
+                sources = plan(rule, header, self.capacity).all_sources
+                for candidate in (c for source in sources for c in source.candidates):
+                    load = plan_rendition(candidate.options, header, "jpeg", self.config.limits)
+                    width, height = max(width, load.load_w), max(height, load.load_h)
+            except Problem:  # a rule whose crop misses this master declares nothing for it
+                continue
+        return (width, height) if width else None
 
 
 def master_store(config: Config) -> MasterStore:

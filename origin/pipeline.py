@@ -35,7 +35,8 @@ class RenderTools:
 
     encode: EncodeSettings
     upscaler: Upscaler | None = None
-    intermediates: IntermediateCache | None = None
+    intermediates: IntermediateCache | None = None  # upscaled regions
+    decoded: IntermediateCache | None = None  # masters decoded once for all their renditions
 
 
 @dataclass
@@ -50,15 +51,25 @@ class RenderState:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def load(data: bytes, plan: Plan) -> pyvips.Image:
+def load(data: bytes, plan: Plan, tools: RenderTools | None = None, source_id: str = "") -> pyvips.Image:
+    """The master at load_w x load_h, oriented and in sRGB: from its decode shared with the master's
+    other renditions when the plan says so, else decoded for this rendition alone."""
+    decoded = tools.decoded if tools is not None else None
+    if plan.decode_at is None or decoded is None:
+        return _thumbnail(data, plan, plan.load_w, plan.load_h)
+    w, h = plan.decode_at
+    key = f"{source_id}:{w}x{h}:{plan.fail_on}:{int(plan.to_srgb)}"
+    base = decoded.get_or_make(key, lambda: _thumbnail(data, plan, w, h).copy_memory())
+    return resize_exact(base, plan.load_w, plan.load_h)
+
+
+def _thumbnail(data: bytes, plan: Plan, width: int, height: int) -> pyvips.Image:
     """Shrink-on-load, EXIF rotation and conversion to sRGB, by libvips' thumbnail."""
     options = f"fail_on={plan.fail_on}" + (",n=-1" if plan.animated else "")
     # thumbnail keeps the input's colour space unless told to export: without this, P3 and
     # Adobe RGB pixels would go out untagged and look dull. Untagged masters are sRGB already.
     colour = {"export_profile": "srgb"} if plan.to_srgb else {}
-    return pyvips.Image.thumbnail_buffer(
-        data, plan.load_w, height=plan.load_h, size="force", option_string=options, **colour
-    )
+    return pyvips.Image.thumbnail_buffer(data, width, height=height, size="force", option_string=options, **colour)
 
 
 def extract_region(image: pyvips.Image, plan: Plan) -> pyvips.Image:
@@ -189,7 +200,7 @@ def render(
         tools = RenderTools(tools)
     started = time.perf_counter()
     try:
-        state = RenderState(plan, load(data, plan), tools, source_id, token)
+        state = RenderState(plan, load(data, plan, tools, source_id), tools, source_id, token)
         for step in STEPS:
             state = step(state)
         state = materialise(state, token)

@@ -48,6 +48,9 @@ class Plan:
     fail_on: str
     to_srgb: bool = False  # convert from the embedded profile (P3, Adobe RGB, CMYK...) to sRGB
     superres_scale: int = 0  # 2 or 4: upscale the region with a model before the final resize
+    # Start from the master decoded once at this size (shared by its other renditions) rather than
+    # decoding it for this rendition alone; None: shrink-on-load straight to load_w x load_h.
+    decode_at: tuple[int, int] | None = None
 
     @property
     def upscale(self) -> str:
