@@ -51,6 +51,11 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "progressive + quant table 3": {"optimize_coding": True, "interlace": True, "quant_table": 3},
         "baseline + quant table 3": {"quant_table": 3},
         "baseline huffman-optimised + quant table 3": {"optimize_coding": True, "quant_table": 3},
+        "baseline huffman-optimised + quant table 3, 4:4:4": {
+            "optimize_coding": True,
+            "quant_table": 3,
+            "subsample_mode": "off",
+        },
     },
     "webp": {
         "effort 0": {"effort": 0},

@@ -58,5 +58,10 @@ def cache_status(lookups: Iterable[TierLookup], *, stored: bool = False, collaps
 
 
 def server_timing(timings: Mapping[str, float]) -> str:
-    """Server-Timing from seconds per phase: `fetch;dur=0.3, render;dur=24.1, encode;dur=61.7` (ms)."""
-    return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings.items())
+    """Server-Timing from seconds per phase: `fetch;dur=0.3, render;dur=24.1, encode;dur=61.7` (ms),
+    with a `desc` where the timings carry a note (origin.pipeline.Timings: the quality search)."""
+    notes: Mapping[str, str] = getattr(timings, "notes", {})
+    return ", ".join(
+        f"{name};dur={seconds * 1000:.1f}" + (f';desc="{notes[name]}"' if name in notes else "")
+        for name, seconds in timings.items()
+    )

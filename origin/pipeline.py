@@ -22,11 +22,19 @@ from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
 from origin.imaging.metadata import keep_rights_only
 from origin.imaging.probe import first_line
+from origin.imaging.quality import auto_quality, fit_bytes
 from origin.imaging.resample import resize_exact
 from origin.plan import Plan
 from origin.superres.runtime import Upscaler
 
-Timings = dict[str, float]  # seconds per phase: render (decode + resize), encode
+
+class Timings(dict[str, float]):
+    """Seconds per phase (render: decode + resize; search: choosing the quality; encode), and a
+    description of some (`notes`: what the quality search chose), for Server-Timing."""
+
+    def __init__(self, *args: object, notes: dict[str, str] | None = None, **kwargs: float):
+        super().__init__(*args, **kwargs)
+        self.notes: dict[str, str] = dict(notes or {})
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class RenderState:
     token: CancelToken | None = None
     keep: str = "none"  # which metadata blocks the saver writes (see origin.metadata)
     upscale: str = "none"  # what made missing pixels: none, lanczos, or model@version
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
 
 
 def load(data: bytes, plan: Plan, tools: RenderTools | None = None, source_id: str = "") -> pyvips.Image:
@@ -211,10 +219,29 @@ def render(
         raise Problem(415, f"master could not be decoded (damaged or truncated?): {first_line(e)}") from None
     if token is not None and token.cancelled:
         raise Cancelled()
-    started = time.perf_counter()
     try:
-        body = encode(state.image, plan.format, plan.quality, tools.encode, state.keep)
+        body = encode_planned(state)
     except pyvips.Error as e:
         raise Problem(422, f"rendition could not be encoded as {plan.format}: {first_line(e)}") from None
-    state.timings["encode"] = time.perf_counter() - started
     return Rendition(body, plan.format, plan.target_w, plan.target_h, state.upscale), state.timings
+
+
+def encode_planned(state: RenderState) -> bytes:
+    """Encode at the plan's quality: fixed, or searched for its SSIMULACRA2 target (q=auto), then
+    lowered until the body fits `max_bytes` when the plan has one (a 422 Problem when it cannot)."""
+    plan, settings, quality = state.plan, state.tools.encode, state.plan.quality
+    started = time.perf_counter()
+    if plan.quality_target is not None and not plan.animated:
+        search = auto_quality(state.image, plan.format, plan.quality_target, settings, plan.quality)
+        quality, settings = search.quality, search.settings
+        state.timings["search"] = time.perf_counter() - started
+        state.timings.notes["search"] = f"target={plan.quality_target:g} {search.describe()}"
+        started = time.perf_counter()
+    if plan.max_bytes is None:
+        body = encode(state.image, plan.format, quality, settings, state.keep)
+    else:
+        body, fit = fit_bytes(state.image, plan.format, quality, plan.max_bytes, settings, state.keep)
+        if fit.encodes > 1:
+            state.timings.notes["encode"] = f"max_bytes={plan.max_bytes} q={fit.quality} encodes={fit.encodes}"
+    state.timings["encode"] = time.perf_counter() - started
+    return body

@@ -42,7 +42,7 @@ class Plan:
     target_w: int
     target_h: int
     format: str
-    quality: int
+    quality: int  # the encoder quality; with a target, the highest the search may choose
     animated: bool
     flatten: bool  # alpha into a format without it: flatten onto white
     fail_on: str
@@ -51,6 +51,8 @@ class Plan:
     # Start from the master decoded once at this size (shared by its other renditions) rather than
     # decoding it for this rendition alone; None: shrink-on-load straight to load_w x load_h.
     decode_at: tuple[int, int] | None = None
+    quality_target: float | None = None  # q=auto: the SSIMULACRA2 the encode should reach
+    max_bytes: int | None = None  # the body may be at most this long
 
     @property
     def upscale(self) -> str:
@@ -132,7 +134,7 @@ def plan_rendition(
     ry = min(max(0, math.floor(wy * lsy + 1e-6)), load_h - rh)
     region = None if (rx, ry, rw, rh) == (0, 0, load_w, load_h) else Crop(rx, ry, rw, rh)
 
-    q = opts.q or (formats or FormatSettings()).quality(fmt)
+    quality = (formats or FormatSettings()).choose(fmt, opts.q, opts.dpr)
     enlarge = max(out_w / rw, out_h / rh)  # how many times the region's pixels per side
     return Plan(
         load_w=load_w,
@@ -144,7 +146,9 @@ def plan_rendition(
         target_w=target_w,
         target_h=target_h,
         format=fmt,
-        quality=q,
+        quality=quality.quality,
+        quality_target=quality.target,
+        max_bytes=opts.max_bytes,
         animated=animated,
         flatten=header.has_alpha and not FORMATS[fmt].alpha,
         fail_on=limits.fail_on,

@@ -29,6 +29,7 @@ from origin.core.master import MasterRecord
 from origin.core.rendition import Rendition
 from origin.core.request import Crop, RenditionOptions
 from origin.imaging.intermediates import IntermediateCache
+from origin.imaging.quality import SEARCH_VERSION
 from origin.masters.index import version_hash
 from origin.masters.store import MasterStore
 from origin.pipeline import RenderTools, Timings, render
@@ -78,7 +79,7 @@ class Job:
 @dataclass(frozen=True)
 class Made:
     rendition: Rendition
-    timings: Timings = field(default_factory=dict)  # seconds: fetch (read + verify), render, encode
+    timings: Timings = field(default_factory=Timings)  # seconds: fetch (read + verify), render, search, encode
     # Set when `rendition` is a Lanczos stand-in: awaiting it makes the model's rendition.
     upgrade: Callable[[], Awaitable[Made]] | None = None
 
@@ -107,9 +108,7 @@ class Renderer:
             encode, superres.upscaler if superres else None, superres.intermediates if superres else None, decoded
         )
         # Every setting that changes the bytes of a rendition, whatever the request.
-        self.fingerprint = "|".join(
-            (encode.fingerprint(), repr(sorted(formats.qualities().items())), f"side{limits.max_output_side}")
-        )
+        self.fingerprint = "|".join((encode.fingerprint(), formats.fingerprint(), f"side{limits.max_output_side}"))
         # Jobs of recent requests: a cache hit then costs a dict lookup, not a plan and a hash. A job
         # depends only on the master's version, the options and the format (everything else is fixed
         # for this renderer's life).
@@ -134,7 +133,8 @@ class Renderer:
         model = self.superres.upscaler.label(plan.superres_scale) if plan.superres_scale and self.superres else ""
         # Both change pixels (a little, for the shared decode): both name the key, so one key is one set of bytes.
         shared = f"decode={plan.decode_at[0]}x{plan.decode_at[1]}" if plan.decode_at else ""
-        fingerprint = "|".join(filter(None, (self.fingerprint, SuperResPolicy.key_part(model), shared)))
+        search = f"search={SEARCH_VERSION}" if plan.quality_target is not None else ""
+        fingerprint = "|".join(filter(None, (self.fingerprint, SuperResPolicy.key_part(model), shared, search)))
         return Job(record, plan, rendition_key(record.path, record.version, opts, fmt, fingerprint), model)
 
     async def render(self, job: Job) -> Made:
@@ -171,7 +171,7 @@ class Renderer:
             verified = time.perf_counter() - started
             rendition, timings = render(data, job.plan, self.tools, token, job.record.version)
             # Reading the master and checking it is still the version we planned for are one phase.
-            return Made(rendition, {"fetch": fetched + verified, **timings})
+            return Made(rendition, Timings({"fetch": fetched + verified, **timings}, notes=timings.notes))
 
         return await pool.run(work)
 

@@ -28,9 +28,9 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from origin.core.formats import FALLBACKS, FORMATS
+from origin.core.request import AUTO, MAX_BYTES, MIN_BYTES, Crop
 from origin.core.request import FITS as URL_FITS
 from origin.core.request import GRAVITIES as URL_GRAVITIES
-from origin.core.request import Crop
 from origin.superres.policy import ENHANCE
 from rules.globs import GlobError, compile_glob
 from rules.lengths import CssLength, LengthError
@@ -63,6 +63,8 @@ RULE_KEYS = (
     "crop",
     "dprs",
     "formats",
+    "quality",
+    "max_bytes",
     "lcp",
     "enhance",
     "art",
@@ -408,7 +410,13 @@ class _File:
         sizes = self.parse_sizes(val("sizes"), f"{path}.sizes", breakpoints)
         framing = self.parse_framing(items, path)
         dprs = self.parse_dprs(val("dprs"), f"{path}.dprs")
-        formats = self.parse_formats(val("formats"), f"{path}.formats")
+        rule_quality = self.parse_quality(val("quality"), f"{path}.quality")
+        formats = self.parse_formats(val("formats"), f"{path}.formats", rule_quality)
+        max_bytes = None
+        if (n := val("max_bytes")) is not None:
+            max_bytes = self.integer(
+                n, f"{path}.max_bytes", MIN_BYTES, MAX_BYTES, f"a size in bytes, {MIN_BYTES}..{MAX_BYTES}"
+            )
         lcp = False
         if (n := val("lcp")) is not None:
             if n.tag != YAML_BOOL:
@@ -428,6 +436,8 @@ class _File:
             framing=framing,
             dprs=dprs,
             formats=formats,
+            quality=rule_quality,
+            max_bytes=max_bytes,
             lcp=lcp,
             enhance=enhance,
             art=art,
@@ -602,10 +612,22 @@ class _File:
                 dprs.append(d)
         return tuple(sorted(dprs)) or DEFAULT_DPRS
 
-    def parse_formats(self, node: Node | None, path: str) -> tuple[tuple[str, int], ...]:
+    def parse_quality(self, node: Node | None, path: str) -> int | str | None:
+        """A quality: `auto` (the SSIMULACRA2 target the server is configured with) or 1..100."""
+        if node is None or node.tag == YAML_NULL:
+            return None
+        if node.tag == YAML_STR and node.value == AUTO:
+            return AUTO
+        return self.integer(node, path, 1, 100, "auto or a quality 1..100")
+
+    def parse_formats(
+        self, node: Node | None, path: str, rule_quality: int | str | None = None
+    ) -> tuple[tuple[str, int | str], ...]:
+        """(format, quality) pairs: a list takes each format's default quality (or the rule's
+        `quality`), a mapping names one per format; lossless formats carry 0."""
         if node is None:
-            return DEFAULT_FORMATS
-        formats: list[tuple[str, int]] = []
+            return _with_quality(DEFAULT_FORMATS, rule_quality)
+        formats: list[tuple[str, int | str]] = []
         what = "formats, preferred first: a list like [avif, webp, jpeg] or a mapping of format to quality"
         if isinstance(node, SequenceNode):
             entries = [(f"{path}[{i}]", n, None) for i, n in enumerate(node.value)]
@@ -614,10 +636,10 @@ class _File:
             entries = [(f"{path}.{name}", key, value) for name, (key, value) in items.items()]
         else:
             self.expected(node, path, what)
-            return DEFAULT_FORMATS
+            return _with_quality(DEFAULT_FORMATS, rule_quality)
         if not entries:
             self.expected(node, path, what)
-            return DEFAULT_FORMATS
+            return _with_quality(DEFAULT_FORMATS, rule_quality)
         seen: set[str] = set()
         for sub, name_node, q_node in entries:
             fmt = self.choice(name_node, sub, tuple(FORMATS))
@@ -628,12 +650,12 @@ class _File:
                 continue
             seen.add(fmt)
             row = FORMATS[fmt]
-            quality = row.default_quality if row.lossy else None
+            quality: int | str | None = (rule_quality or row.default_quality) if row.lossy else None
             if q_node is not None and q_node.tag != YAML_NULL:
                 if not row.lossy:
                     self.error(q_node, sub, f"{fmt} is lossless: it takes no quality (write {fmt}: null)")
                     continue
-                quality = self.integer(q_node, sub, 1, 100, "a quality 1..100")
+                quality = self.parse_quality(q_node, sub)
                 if quality is None:
                     continue
             formats.append((fmt, quality or 0))
@@ -646,7 +668,7 @@ class _File:
                 f"the last format is the <img> fallback every browser must show: one of {choices}, "
                 f"got {formats[-1][0]}",
             )
-        return tuple(formats) or DEFAULT_FORMATS
+        return tuple(formats) or _with_quality(DEFAULT_FORMATS, rule_quality)
 
     def parse_art(self, node: Node | None, path: str, breakpoints: dict[str, int]) -> tuple[ArtDirection, ...] | None:
         if node is None:
@@ -680,3 +702,12 @@ class _File:
                 continue
             art.append(ArtDirection(name, breakpoints[name], framing))
         return tuple(sorted(art, key=lambda a: a.min_width)) if ok else None
+
+
+def _with_quality(
+    formats: tuple[tuple[str, int | str], ...], quality: int | str | None
+) -> tuple[tuple[str, int | str], ...]:
+    """The formats with the rule's quality for every lossy one (when the rule gives one)."""
+    if quality is None:
+        return formats
+    return tuple((fmt, quality if FORMATS[fmt].lossy else q) for fmt, q in formats)

@@ -25,7 +25,9 @@ from rules.lengths import CssLength
 DEFAULT_BREAKPOINTS = (("sm", 640), ("md", 768), ("lg", 1024), ("xl", 1280), ("2xl", 1536))
 BASE = "default"  # the slot / framing below the smallest breakpoint named in a rule
 # Every format negotiation may choose, preferred first, with its default quality.
-DEFAULT_FORMATS = tuple((f.name, f.default_quality) for f in FORMATS.values() if f.lossy)
+DEFAULT_FORMATS: tuple[tuple[str, int | str], ...] = tuple(
+    (f.name, f.default_quality) for f in FORMATS.values() if f.lossy
+)
 DEFAULT_DPRS = (1.0, 2.0, 3.0)
 FITS = ("cover", "fill")  # the two fits whose output has exactly the box's aspect: no layout shift
 GRAVITIES = (*COMPASS_GRAVITIES, "smart")
@@ -103,7 +105,9 @@ class Rule:
     sizes: tuple[Slot, ...]  # ascending by min_width, starting with BASE
     framing: Framing = Framing()
     dprs: tuple[float, ...] = DEFAULT_DPRS
-    formats: tuple[tuple[str, int], ...] = DEFAULT_FORMATS  # (format, quality), preferred first
+    formats: tuple[tuple[str, int | str], ...] = DEFAULT_FORMATS  # (format, quality or "auto"), preferred first
+    quality: int | str | None = None  # the rule's `quality` (also for the negotiated <img> URL)
+    max_bytes: int | None = None  # every URL of the rule carries it
     lcp: bool = False
     enhance: str = "auto"  # "auto": super-resolution may double the master's width; "never": it may not
     art: tuple[ArtDirection, ...] = ()  # ascending by min_width

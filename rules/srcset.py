@@ -200,7 +200,7 @@ class RulePlan:
         return (self.img, *self.sources, self.picture_img)
 
 
-def picture_formats(rule: Rule, header: MasterHeader) -> tuple[list[tuple[str, int]], tuple[str, int]]:
+def picture_formats(rule: Rule, header: MasterHeader) -> tuple[list[tuple[str, int | str]], tuple[str, int | str]]:
     """The rule's formats for this master: (source formats, fallback format) with qualities.
 
     Alpha never goes into the fallback JPEG (PNG instead); an animation keeps moving (no source in
@@ -240,13 +240,13 @@ def _range(
     return _Range(framing, lo, until, tuple(widths), output_aspect(framing, header), width)
 
 
-def _source(r: _Range, fmt: str, quality: int | None) -> SourcePlan:
-    q = quality if fmt in FORMATS and FORMATS[fmt].lossy else None
+def _source(r: _Range, fmt: str, quality: int | str | None, max_bytes: int | None) -> SourcePlan:
+    q = quality if fmt == "auto" or FORMATS[fmt].lossy else None
     candidates = []
     for w in r.widths:
         h = output_height(w, r.aspect)
         opts = r.framing.rendition(w, h if r.framing.aspect is not None else None)
-        candidates.append(PlannedCandidate(w, h, replace(opts, fm=fmt, q=q)))
+        candidates.append(PlannedCandidate(w, h, replace(opts, fm=fmt, q=q, max_bytes=max_bytes)))
     src = next((c for c in candidates if c.width >= r.width), candidates[-1])
     return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, output_height(r.width, r.aspect), src)
 
@@ -254,7 +254,7 @@ def _source(r: _Range, fmt: str, quality: int | None) -> SourcePlan:
 def plan(rule: Rule, header: MasterHeader, capacity: Capacity) -> RulePlan:
     """Every srcset the rule's markup needs for this master. Raises a 400 Problem only when the
     rule crops a region that lies outside this master."""
-    img = _source(_range(rule, rule.framing, header, 0, None, capacity), "auto", None)
+    img = _source(_range(rule, rule.framing, header, 0, None, capacity), "auto", rule.quality, rule.max_bytes)
     formats, (last, last_q) = picture_formats(rule, header)
     # One range per framing: the rule's own below the first art-direction breakpoint, then each
     # art direction up to the next. Sources go widest range first: the first match wins.
@@ -263,7 +263,7 @@ def plan(rule: Rule, header: MasterHeader, capacity: Capacity) -> RulePlan:
     ranges = [_range(rule, f, header, bounds[i], bounds[i + 1], capacity) for i, f in enumerate(framings)]  # type: ignore[arg-type]
     sources: list[SourcePlan] = []
     for r in reversed(ranges[1:]):
-        sources += [_source(r, fmt, q) for fmt, q in [*formats, (last, last_q)]]
-    sources += [_source(ranges[0], fmt, q) for fmt, q in formats]
-    picture_img = _source(ranges[0], last, last_q)
+        sources += [_source(r, fmt, q, rule.max_bytes) for fmt, q in [*formats, (last, last_q)]]
+    sources += [_source(ranges[0], fmt, q, rule.max_bytes) for fmt, q in formats]
+    picture_img = _source(ranges[0], last, last_q, rule.max_bytes)
     return RulePlan(rule, sizes_attribute(rule.sizes), img, tuple(sources), picture_img)

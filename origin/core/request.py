@@ -17,6 +17,8 @@ from origin.core.errors import Problem, bad_option
 from origin.core.formats import NAMES as FORMAT_NAMES
 
 MAX_SIZE = 8192  # the largest `w` or `h` a URL may name (CSS pixels)
+AUTO = "auto"  # q=auto: the quality that reaches the configured SSIMULACRA2 target
+MIN_BYTES, MAX_BYTES = 100, 50_000_000  # the range of max_bytes
 FITS = ("cover", "contain", "fill", "inside", "outside")
 COMPASS_GRAVITIES = ("center", "n", "s", "e", "w", "ne", "nw", "se", "sw")
 GRAVITIES = (*COMPASS_GRAVITIES, "smart", "focal")
@@ -46,12 +48,14 @@ class RenditionOptions:
     fx: float | None = None
     fy: float | None = None
     crop: Crop | None = None
-    q: int | None = None
+    q: int | str | None = None  # 1..100, or AUTO
     fm: str = "auto"
     # Not rendering options: they select the master version, expiry and signing key.
     v: str | None = None
     exp: int | None = None
     kid: str | None = None
+    # A rendering option again (after the others, so positional construction of those stays valid).
+    max_bytes: int | None = None  # the body may be at most this long: the best quality that fits
 
 
 DEFAULTS = RenditionOptions()
@@ -91,6 +95,14 @@ def _one_of(choices: tuple[str, ...]) -> Parser:
     return parse
 
 
+def _quality(name: str, raw: str) -> int | str:
+    if raw == AUTO:
+        return AUTO
+    if not _INT.fullmatch(raw) or not 1 <= int(raw) <= 100:
+        raise bad_option(name, "an integer 1..100 or auto", raw)
+    return int(raw)
+
+
 def _crop(name: str, raw: str) -> Crop:
     parts = raw.split(",")
     if len(parts) != 4 or not all(_INT.fullmatch(p) for p in parts):
@@ -128,7 +140,10 @@ OPTIONS: dict[str, Option] = {
     "fx": Option(_decimal_in(0, 1, 4), "focal point x, 0..1 (with --g focal)"),
     "fy": Option(_decimal_in(0, 1, 4), "focal point y, 0..1 (with --g focal)"),
     "crop": Option(_crop, "region x,y,w,h of the master taken before resizing"),
-    "q": Option(_int_in(1, 100), "quality 1..100"),
+    "q": Option(_quality, "quality 1..100, or auto: the quality that reaches the SSIMULACRA2 target"),
+    "max_bytes": Option(
+        _int_in(MIN_BYTES, MAX_BYTES), f"largest body in bytes, {MIN_BYTES}..{MAX_BYTES}: the best quality that fits"
+    ),
     "fm": Option(_one_of(FORMATS), ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]),
     "v": Option(_hex_version, "the master's version hash"),
     "exp": Option(_int_in(0, 10**12 - 1), "unix time after which the URL is refused"),

@@ -35,6 +35,13 @@ def test_every_option_round_trips():
     assert parse_query(canonical_query(opts))[0] == opts
 
 
+def test_q_auto_and_max_bytes_are_part_of_the_canonical_form():
+    opts, _ = parse_query("max_bytes=050000&w=640&q=auto")
+    assert (opts.q, opts.max_bytes) == ("auto", 50000)
+    assert canonical_query(opts) == "max_bytes=50000&q=auto&w=640"
+    assert canonical_query(parse_query("w=640&q=80")[0]) != canonical_query(parse_query("w=640&q=auto")[0])
+
+
 @pytest.mark.parametrize(
     "query, option, words",
     [
@@ -52,6 +59,9 @@ def test_every_option_round_trips():
         ("crop=1,2,3", "crop", "x,y,w,h"),
         ("crop=0,0,0,10", "crop", "w and h at least 1"),
         ("q=101", "q", "1..100"),
+        ("q=best", "q", "q must be an integer 1..100 or auto, got 'best'"),
+        ("max_bytes=99", "max_bytes", "100..50000000"),
+        ("max_bytes=20kb", "max_bytes", "integer"),
         ("fm=bmp", "fm", "one of auto, avif"),
         ("v=XYZ", "v", "hex"),
         ("exp=soon", "exp", "integer"),

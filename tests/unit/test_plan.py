@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -195,3 +197,23 @@ def test_superres_off_by_policy_or_for_animations():
     assert never.superres_scale == 0  # a rule says `enhance: never` for this master
     anim = MasterHeader("gif", 100, 100, 3, False, 10)
     assert plan_rendition(RenditionOptions(w=100, dpr=2), anim, "webp", LIMITS, superres=SR).superres_scale == 0
+
+
+def test_quality_comes_from_the_url_else_the_config_lower_at_high_dpr():
+    from origin.core.formats import FormatSettings
+
+    formats = FormatSettings(jpeg_quality=82, jpeg_quality_2x=61, auto_target=74, auto_target_2x=66)
+
+    def chosen(fmt="jpeg", **opts):
+        p = plan_rendition(RenditionOptions(**opts), PHOTO, fmt, LIMITS, formats)
+        return p.quality, p.quality_target, p.max_bytes
+
+    assert chosen(w=400) == (82, None, None)
+    assert chosen(w=400, dpr=2) == (61, None, None)  # a device pixel half the size: artefacts too
+    assert chosen(w=400, dpr=2, q=90) == (90, None, None)  # the URL's own number wins
+    assert chosen(w=400, q="auto") == (100, 74, None)  # searched, at most 100
+    assert chosen(w=400, q="auto", dpr=3) == (100, 66, None)
+    assert chosen(w=400, max_bytes=20000) == (82, None, 20000)
+    assert chosen("png", w=400, q="auto") == (100, None, None)  # lossless: no quality to choose
+    auto = plan_rendition(RenditionOptions(w=400), PHOTO, "webp", LIMITS, replace(formats, auto_quality=True))
+    assert auto.quality_target == 74

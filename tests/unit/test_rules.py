@@ -173,7 +173,10 @@ def test_an_unknown_key_suggests_the_known_one(tmp_path):
         ("focal: 0.5", "rules.r.focal: expected a focal point [x, y], fractions of width and height 0..1, got 0.5"),
         ("aspect: wide", 'rules.r.aspect: expected an aspect ratio like "16:9", "4/3" or 1.5, got "wide"'),
         ("enhance: always", 'rules.r.enhance: expected one of auto, never, got "always"'),
-        ("formats: {avif: 50, webp: 120, jpeg: 80}", "rules.r.formats.webp: expected a quality 1..100, got 120"),
+        (
+            "formats: {avif: 50, webp: 120, jpeg: 80}",
+            "rules.r.formats.webp: expected auto or a quality 1..100, got 120",
+        ),
         (
             "formats: [jpeg, webp]",
             "rules.r.formats[1]: the last format is the <img> fallback every browser must "
@@ -607,3 +610,41 @@ def test_rules_check_warns_about_rules_that_match_no_master(tmp_path, capsys):
     write(tmp_path, "r.yaml", "rules:\n  logos:\n    masters: logos/*.png\n    sizes: 100px\n")
     assert run_cli("rules", "check", "--rules", str(tmp_path), "--masters", str(DEMO_MASTERS)) == 0
     assert "rule 'logos' matches no master" in capsys.readouterr().err
+
+
+def test_a_rule_can_ask_for_q_auto_and_a_byte_budget_in_every_url(tmp_path):
+    write(
+        tmp_path,
+        "r.yaml",
+        """
+        rules:
+          hero:
+            masters: "**"
+            sizes: 100vw
+            quality: auto
+            max_bytes: 150000
+            formats: {avif: null, webp: 72, jpeg: auto}
+        """,
+    )
+    hero = load_rules(tmp_path).named("hero")
+    assert hero.formats == (("avif", "auto"), ("webp", 72), ("jpeg", "auto"))
+    planned = plan(hero, MasterHeader("jpeg", 2400, 1600, 3, False, 1), CAPACITY)
+    img = {(c.options.q, c.options.max_bytes) for c in planned.img.candidates}
+    assert img == {("auto", 150000)}  # the negotiated <img> URL searches whichever format it gets
+    by_format = {s.format: {(c.options.q, c.options.max_bytes) for c in s.candidates} for s in planned.sources}
+    assert by_format == {"avif": {("auto", 150000)}, "webp": {(72, 150000)}}
+    assert {(c.options.q, c.options.fm) for c in planned.picture_img.candidates} == {("auto", "jpeg")}
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("quality: best", 'rules.r.quality: expected auto or a quality 1..100, got "best"'),
+        ("max_bytes: 10", "rules.r.max_bytes: expected a size in bytes, 100..50000000, got 10"),
+    ],
+)
+def test_quality_and_max_bytes_in_rules_are_checked(tmp_path, line, message):
+    write(tmp_path, "r.yaml", f'rules:\n  r:\n    masters: "**"\n    sizes: 100vw\n    {line}\n')
+    with pytest.raises(RulesInvalid) as caught:
+        load_rules(tmp_path)
+    assert message in str(caught.value)
