@@ -7,11 +7,12 @@ request's state (`request.state.outcome`, an edge.renditions.Outcome), not from 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,10 @@ from edge.metrics import Metrics
 from edge.renditions import Outcome
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# New request ids: random per process, then a counter (a uuid4 per request cost a hit 7 us).
+# Worker processes are spawned, not forked, so each draws its own prefix.
+_ID_PREFIX = secrets.token_hex(12)  # with 8 counter digits: 32 characters, like a uuid4
+_ID_COUNTER = itertools.count()
 
 
 def cache_outcome(status: int, outcome: Outcome | None) -> str:
@@ -63,7 +68,7 @@ def request_id_of(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(incoming):
                 return incoming
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class AccessLog:

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from cachetools import LRUCache
-
 from edge.urls import canonical_path, canonical_url, parse_query, raw_canonical_url, signature_of
 from origin.core.errors import Problem
+from origin.core.memo import Memo
 from origin.core.request import RenditionOptions, canonical_query
 
 MAC_BYTES = 16
@@ -127,7 +126,7 @@ class VerifiedUrls:
     def __init__(self, signer: Signer, required: bool, max_entries: int = 50_000):
         self.signer = signer
         self.required = required
-        self._known: LRUCache[tuple[str, str], RenditionOptions] = LRUCache(max_entries)
+        self._known: Memo[tuple[str, str], RenditionOptions] = Memo(max_entries)
 
     def options(self, master_path: str, query: str) -> RenditionOptions:
         """The URL's options, or a Problem: 403 for a bad or expired signature (or any unsigned URL

@@ -18,14 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from cachetools import LRUCache
-
 from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, retry_soon
 from origin.core.formats import EncodeSettings, FormatSettings
 from origin.core.keys import rendition_key
 from origin.core.limits import Limits
 from origin.core.master import MasterRecord
+from origin.core.memo import Memo
 from origin.core.rendition import Rendition
 from origin.core.request import Crop, RenditionOptions
 from origin.imaging.intermediates import IntermediateCache
@@ -112,7 +111,7 @@ class Renderer:
         # Jobs of recent requests: a cache hit then costs a dict lookup, not a plan and a hash. A job
         # depends only on the master's version, the options and the format (everything else is fixed
         # for this renderer's life).
-        self._jobs: LRUCache[tuple[str, str, RenditionOptions, str], Job] = LRUCache(JOBS_REMEMBERED)
+        self._jobs: Memo[tuple[str, str, RenditionOptions, str], Job] = Memo(JOBS_REMEMBERED)
 
     def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         """Plan a rendition and name it. Raises a 400/422 Problem for a plan that cannot be met,

@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from edge.access_log import AccessLog
 from edge.config import Config, load_config
 from edge.http import markup, ops, sitemaps
-from edge.http.images import rendition_endpoint
+from edge.http.images import ImagesFirst
 from edge.http.problems import EXCEPTION_HANDLERS
 from edge.logs import configure_logging
 from edge.services import Services, build_services
@@ -57,12 +56,12 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
         yield
         for chore in chores:
             chore.cancel()
+        built.metrics.flush()  # the last second's requests, before this worker's files are left behind
         await built.close()
 
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            Route("/img/{path:path}", rendition_endpoint, methods=["GET", "HEAD"]),
             *ops.routes(),
             *markup.routes(),
             *sitemaps.routes(Path(config.sitemaps.dir)),
@@ -71,7 +70,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     )
     app.router.redirect_slashes = False  # an image origin has no use for slash redirects
     app.state.services = built
-    return AccessLog(app, built.metrics, enabled=config.server.access_log)
+    return AccessLog(ImagesFirst(app, built), built.metrics, enabled=config.server.access_log)
 
 
 async def _every_second(fn: Callable[[], None]) -> None:

@@ -6,6 +6,7 @@ is a bug: it is logged and the client gets a bare 500 without a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from starlette.exceptions import HTTPException
@@ -46,8 +47,18 @@ def problem_body(problem: Problem, instance: str | None = None) -> dict[str, obj
     return doc
 
 
+def problem_headers(problem: Problem) -> dict[str, str]:
+    return {"Cache-Control": NO_STORE, "Timing-Allow-Origin": "*", **problem.headers}
+
+
+def problem_json(problem: Problem, instance: str | None = None) -> bytes:
+    """The body as Starlette's JSONResponse spells it (the image endpoint answers without it)."""
+    doc = problem_body(problem, instance)
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 def problem_response(problem: Problem, request: Request) -> Response:
-    headers = {"Cache-Control": NO_STORE, "Timing-Allow-Origin": "*", **problem.headers}
+    headers = problem_headers(problem)
     return JSONResponse(
         problem_body(problem, instance=request.url.path),
         status_code=problem.status,

@@ -47,6 +47,15 @@ def test_a_miss_then_a_hit_move_the_counters(fresh: InProcess):
         before, "edge_response_bytes_total", format="webp"
     )
     assert value(after, "edge_render_duration_seconds_count") > value(before, "edge_render_duration_seconds_count")
+    # Request durations are written in bulk (edge.metrics.flush): count, sum and buckets still agree.
+    hit_count = value(after, "edge_request_duration_seconds_count", cache="hit")
+    assert hit_count - value(before, "edge_request_duration_seconds_count", cache="hit") == 1
+    assert value(after, "edge_request_duration_seconds_bucket", cache="hit", le="+Inf") == hit_count
+    assert 0 < value(after, "edge_request_duration_seconds_sum", cache="hit") < hit_count * 1.0
+    buckets = [
+        value(after, "edge_request_duration_seconds_bucket", cache="hit", le=le) for le in ("0.001", "0.01", "0.1")
+    ]
+    assert buckets == sorted(buckets) and buckets[-1] <= hit_count
 
 
 def test_health_and_readiness(fresh: InProcess, tmp_path: Path):
