@@ -654,7 +654,9 @@ def main() -> int:
                     peer.stop()
         if "hits" in workloads:
             print("\nHits:")
-            hit = hits(masters_dir, masters, work, with_nginx=not skipped)
+            # nginx needs only ../shared/peers and the system nginx, not the other peers' installs.
+            nginx_there = (PEERS_DIR / "start_nginx.sh").is_file() and shutil.which("nginx") is not None
+            hit = hits(masters_dir, masters, work, with_nginx=nginx_there)
         if "quality" in workloads:
             print("\nBytes at equal SSIMULACRA2:")
             edge = start_edge(masters_dir, work)

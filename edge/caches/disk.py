@@ -12,6 +12,7 @@ is kept by whichever worker holds the janitor lock, sweeping the directory every
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -19,9 +20,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 from edge.caches.entry import decode_entry, encode_entry
+from origin.core.memo import Memo
 from origin.core.rendition import Rendition
 
 log = logging.getLogger(__name__)
@@ -31,21 +34,77 @@ def entry_path(root: Path, key: str) -> Path:
     return root / key[:2] / key
 
 
-def read_entry(path: Path) -> tuple[Rendition | None, bool]:
-    """(the rendition, whether a file was there). A damaged entry is removed, to be rendered again."""
+# How stale a file's mtime may be before a read touches it (recency for eviction): a touch per
+# minute is enough to order entries, and saves a metadata write on every hit.
+TOUCH_AFTER_S = 60.0
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+# Files this process has decoded and checksummed, by identity (device, inode, size, mtime), with
+# where the body starts: a file is never rewritten in place (entries are renamed into place: a
+# new inode), so a repeat hit skips parsing and hashing; a touch changes the mtime and costs one
+# more check a minute.
+_VERIFIED: Memo[tuple[int, int, int, int], tuple[Rendition, int]] = Memo(65536)
+
+
+class WouldBlock(Exception):
+    """The entry is not all in the page cache: reading it now would wait for the disk."""
+
+
+def entry_file(root: str, key: str) -> str:
+    """entry_path as a string, for the hit path (a Path costs a hit more than its syscalls)."""
+    return f"{root}/{key[:2]}/{key}"
+
+
+def read_entry(path: str | Path, nowait: bool = False) -> tuple[Rendition | None, bool]:
+    """(the rendition, whether a file was there). A damaged entry is removed, to be rendered again.
+    `nowait`: read only what the page cache holds (preadv2 RWF_NOWAIT), else raise WouldBlock, so
+    the event loop can read hot entries itself (a thread hop costs a hit several times the read)."""
+    if nowait and _NOWAIT is None:
+        raise WouldBlock()
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None, False  # never stored, evicted, or removed by a purge (any process) or by hand
-    rendition = decode_entry(raw)
-    if rendition is None:
-        path.unlink(missing_ok=True)
-        return None, True
     try:
-        os.utime(path)  # recency survives restarts and is seen by every process
-    except OSError:
-        pass  # evicted meanwhile: the bytes we read are still whole
+        st = os.fstat(fd)
+        raw = _read_all(fd, st.st_size, nowait)
+        if st.st_mtime < time.time() - TOUCH_AFTER_S:
+            _touch(fd)
+    except OSError as e:
+        if isinstance(e, (BlockingIOError, WouldBlock)) or e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            if nowait:
+                raise WouldBlock() from None
+        return None, False
+    finally:
+        os.close(fd)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _VERIFIED.get(identity)
+    if known is not None and len(raw) == st.st_size:
+        template, start = known
+        return replace(template, body=bytes(memoryview(raw)[start:])), True
+    rendition = decode_entry(bytes(raw))
+    if rendition is None:
+        Path(path).unlink(missing_ok=True)
+        return None, True
+    _VERIFIED[identity] = (replace(rendition, body=b""), len(raw) - len(rendition.body))
     return rendition, True
+
+
+def _touch(fd: int) -> None:
+    try:
+        os.utime(fd)  # recency survives restarts and is seen by every process
+    except OSError:
+        pass  # a read-only cache still serves; it just cannot order its entries
+
+
+def _read_all(fd: int, size: int, nowait: bool) -> bytes | bytearray:
+    if not nowait:
+        return os.read(fd, size + 1)  # + 1: a file that grew meanwhile reads as damaged, not cut
+    buffer = bytearray(size)
+    if os.preadv(fd, [buffer], 0, _NOWAIT) != size:  # type: ignore[arg-type]
+        raise WouldBlock()  # partly cached: the rest would wait
+    return buffer
 
 
 def write_entry(path: Path, rendition: Rendition) -> int:
@@ -84,7 +143,7 @@ class _Files:
     name = "edge-disk"
     root: Path
 
-    def _get_sync(self, key: str) -> Rendition | None:
+    def _get_sync(self, key: str, nowait: bool = False) -> Rendition | None:
         raise NotImplementedError
 
     def _put_sync(self, key: str, rendition: Rendition) -> None:
@@ -94,7 +153,10 @@ class _Files:
         raise NotImplementedError
 
     async def get(self, key: str) -> Rendition | None:
-        return await asyncio.to_thread(self._get_sync, key)
+        try:
+            return self._get_sync(key, nowait=True)  # in the page cache: read here, no thread hop
+        except WouldBlock:
+            return await asyncio.to_thread(self._get_sync, key)
 
     async def put(self, key: str, rendition: Rendition) -> None:
         try:
@@ -117,6 +179,7 @@ class DiskTier(_Files):
 
     def __init__(self, root: str | Path, max_bytes: int):
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_bytes = max_bytes
         self._sizes: OrderedDict[str, int] = OrderedDict()  # key -> file size, oldest first
         self._total = 0
@@ -144,8 +207,8 @@ class DiskTier(_Files):
             self._total += size
         self._evict()
 
-    def _get_sync(self, key: str) -> Rendition | None:
-        rendition, _present = read_entry(self._path(key))
+    def _get_sync(self, key: str, nowait: bool = False) -> Rendition | None:
+        rendition, _present = read_entry(entry_file(self._root, key), nowait)
         with self._lock:
             if rendition is None:
                 self._forget(key)
@@ -201,6 +264,7 @@ class SharedDiskTier(_Files):
 
     def __init__(self, root: str | Path, max_bytes: int, sweep_s: float = 30.0):
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_bytes = max_bytes
         self.sweep_s = sweep_s
         self.root.mkdir(parents=True, exist_ok=True)
@@ -211,8 +275,8 @@ class SharedDiskTier(_Files):
         self._thread = threading.Thread(target=self._janitor, name="disk-janitor", daemon=True)
         self._thread.start()
 
-    def _get_sync(self, key: str) -> Rendition | None:
-        return read_entry(entry_path(self.root, key))[0]
+    def _get_sync(self, key: str, nowait: bool = False) -> Rendition | None:
+        return read_entry(entry_file(self._root, key), nowait)[0]
 
     def _put_sync(self, key: str, rendition: Rendition) -> None:
         write_entry(entry_path(self.root, key), rendition)

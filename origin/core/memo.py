@@ -26,7 +26,10 @@ class Memo(Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         entries = self._entries
         if key not in entries and len(entries) >= self.maxsize:
-            del entries[next(iter(entries))]
+            try:
+                del entries[next(iter(entries))]
+            except (RuntimeError, KeyError, StopIteration):
+                pass  # another thread changed it meanwhile: one entry over the bound, for a moment
         entries[key] = value
 
     def __len__(self) -> int:

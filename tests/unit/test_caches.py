@@ -77,3 +77,29 @@ def test_tiers_promote_hits_and_report_cache_status(tmp_path: Path):
     missed = run(cache.get("nope")).lookups
     assert cache_status(missed, stored=True) == "edge-disk; fwd=miss; stored, edge-memory; fwd=miss; stored"
     assert cache_status(missed, collapsed=True) == "edge-disk; fwd=miss; collapsed, edge-memory; fwd=miss; collapsed"
+
+
+def test_a_disk_hit_in_the_page_cache_is_read_without_waiting_and_a_cold_one_still_arrives(tmp_path: Path):
+    import os
+
+    from edge.caches.disk import WouldBlock, entry_path, read_entry
+
+    tier = DiskTier(tmp_path, 10_000_000)
+    rendition = Rendition(os.urandom(50_000), "webp", 10, 10)
+    run(tier.put("abcdef", rendition))
+    path = entry_path(tmp_path, "abcdef")
+    assert read_entry(path, nowait=True) == (rendition, True)  # just written: in the page cache
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache, where the fs allows
+    finally:
+        os.close(fd)
+    try:
+        assert read_entry(path, nowait=True) == (rendition, True)  # tmpfs: pages never leave memory
+    except WouldBlock:
+        pass  # a real disk: the loop would have waited, so the tier reads in a thread instead
+    assert run(tier.get("abcdef")) == rendition
+    assert read_entry(tmp_path / "ab" / "missing", nowait=True) == (None, False)
+    path.write_bytes(path.read_bytes()[:-10])  # cut short: damaged, removed, rendered again
+    assert run(tier.get("abcdef")) is None and not path.exists()
