@@ -41,7 +41,7 @@ Header = tuple[bytes, bytes]
 
 
 class ImagesFirst:
-    """Answers GET and HEAD under /img/ itself; everything else goes to `app`."""
+    """Answers everything under /img/ itself (GET and HEAD; other methods 405); the rest goes to `app`."""
 
     def __init__(self, app: ASGIApp, services: Services):
         self.app = app
@@ -51,10 +51,12 @@ class ImagesFirst:
         self._fixed: Memo[tuple[str, VersionState, bool], list[Header]] = Memo(4096)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or not scope["path"].startswith(PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
         try:
+            if scope["method"] not in ("GET", "HEAD"):
+                raise Problem(405, "Method Not Allowed", headers={"Allow": "GET, HEAD"})
             status, headers, body = await self.answer(scope)
         except Problem as problem:
             status, headers, body = problem_parts(problem, scope["path"])

@@ -101,3 +101,4 @@ def test_unknown_routes_are_problem_json_too(server: Server, http: httpx.Client)
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     r = http.post(server.url("flower_640x427.jpg"))
     assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
+    assert r.headers["allow"] == "GET, HEAD"
