@@ -4,6 +4,12 @@ The planner asks `scale` (x2 or x4, or 0 for Lanczos), srcset asks `width_factor
 master its widest candidate may go), the renderer asks `may_wait` (run the model in the request, or
 serve Lanczos now and the model's rendition later) and names the model in the rendition key with
 `key_part`. All four read the same settings, so the markup and the renderer cannot disagree.
+
+A model runs wherever pixels are missing: whenever a rendition needs more than `min_factor` times
+its source region's pixels per side, whatever its URL spells (`w=1280`, or `w=640&dpr=2`). Only
+dense screens or very wide viewports pick such a srcset candidate, so it is a high-DPR request by
+construction; `dpr` in a URL only multiplies `w` and `h`. Every candidate srcset offers past the
+master (up to `width_factor` times its width) is therefore made by the model on a miss.
 """
 
 from __future__ import annotations
@@ -19,8 +25,7 @@ class SuperResSettings:
     """[superres] in the configuration."""
 
     enabled: bool = True  # use a model when one is installed (the project ships one)
-    min_dpr: float = 2.0  # only requests at this DPR or above get invented detail
-    min_factor: float = 1.15  # only when the output needs this many times the master's pixels per side
+    min_factor: float = 1.15  # only when the output needs more than this many times the source's pixels per side
     # The longest a request waits for a model. A slower run (typical on CPU-only hosts) answers at
     # once with Lanczos, privately cached, and runs the model in the background.
     budget_s: float = 1.0
@@ -35,8 +40,8 @@ class SuperResSettings:
     intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
 
     def __post_init__(self) -> None:
-        if self.min_dpr < 1 or self.min_factor < 1:
-            raise ValueError(f"min_dpr and min_factor must be 1 or more, got {self.min_dpr}, {self.min_factor}")
+        if self.min_factor < 1:
+            raise ValueError(f"min_factor must be 1 or more, got {self.min_factor}")
         if self.concurrency < 1 or self.budget_s < 0 or self.queue_limit < 0 or self.timeout_s <= 0:
             raise ValueError("concurrency must be 1 or more, budget_s and queue_limit 0 or more, timeout_s above 0")
 
@@ -50,17 +55,22 @@ class SuperResPolicy:
     def active(self) -> bool:
         return self.settings.enabled and self.available
 
-    def scale(self, dpr: float, factor: float, enhance: str = "auto") -> int:
-        """2 or 4 when a model should make the missing pixels of a rendition at `dpr` whose region
+    def scale(self, factor: float, enhance: str = "auto") -> int:
+        """2 or 4 when a model should make the missing pixels of a rendition whose source region
         is enlarged `factor` times per side; 0 for Lanczos (or no enlargement)."""
-        s = self.settings
-        if not self.active or enhance == "never" or dpr < s.min_dpr or factor <= s.min_factor:
+        if not self.models_may_run(enhance) or factor <= self.settings.min_factor:
             return 0
-        return 2 if factor <= 2 else 4
+        return 2 if factor <= MAX_ENLARGEMENT else 4
 
     def width_factor(self, enhance: str) -> int:
-        """How many times the master's (or its crop's) width the widest srcset candidate may be."""
-        return MAX_ENLARGEMENT if self.active and enhance == "auto" else 1
+        """How many times the master's (or its crop's) width the widest srcset candidate may be:
+        as far as `scale` gives a model's x2, and no further than the source where none may run."""
+        return MAX_ENLARGEMENT if self.models_may_run(enhance) else 1
+
+    def models_may_run(self, enhance: str) -> bool:
+        """The one condition both `scale` and `width_factor` read: a model is on and installed,
+        and the master's rules do not say `enhance: never`."""
+        return self.active and enhance == "auto"
 
     def may_wait(self, estimate_s: float) -> bool:
         """Whether a request waits for a model run estimated to take this long."""

@@ -179,12 +179,29 @@ SMALL = MasterHeader("jpeg", 1000, 750, 3, False, 1)
         (580, 2, 2),  # x1.16
         (1000, 2, 2),  # x2
         (1100, 2, 4),  # x2.2: a x4 model (or two x2 passes), then down to size
-        (2000, 1, 0),  # DPR 1 never gets invented detail
-        (800, 1.5, 0),  # nor does DPR 1.5
+        (2000, 1, 2),  # whatever the URL spells: w=2000 is as many missing pixels as w=1000&dpr=2
+        (1140, 1, 0),  # x1.14 at DPR 1: Lanczos, like at DPR 2
+        (800, 1.5, 2),  # x1.2
+        (2200, 1, 4),
     ],
 )
-def test_superres_needs_high_dpr_and_a_real_enlargement(w, dpr, scale):
+def test_superres_runs_wherever_pixels_are_missing_beyond_the_threshold(w, dpr, scale):
     assert plan_rendition(RenditionOptions(w=w, dpr=dpr), SMALL, "jpeg", LIMITS, superres=SR).superres_scale == scale
+
+
+def test_srcset_cap_and_the_model_agree_by_construction():
+    """Every width srcset may offer past the master is one the planner gives a model's x2."""
+    for policy in (SR, SuperResPolicy(available=False), SuperResPolicy(SuperResSettings(enabled=False))):
+        for enhance in ("auto", "never"):
+            cap = SMALL.width * policy.width_factor(enhance)
+            widest = plan_rendition(RenditionOptions(w=cap), SMALL, "jpeg", LIMITS, superres=policy, enhance=enhance)
+            just_past = plan_rendition(
+                RenditionOptions(w=round(SMALL.width * 1.2)), SMALL, "jpeg", LIMITS, superres=policy, enhance=enhance
+            )
+            if cap > SMALL.width:
+                assert widest.superres_scale == 2 and just_past.superres_scale == 2
+            else:
+                assert widest.superres_scale == 0 and just_past.superres_scale == 0
 
 
 def test_superres_off_by_policy_or_for_animations():

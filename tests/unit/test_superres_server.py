@@ -32,6 +32,7 @@ def patient(tmp_path_factory: pytest.TempPathFactory):
     rules.mkdir()
     (rules / "site.yaml").write_text(
         "rules:\n  logo:\n    masters: ['rocket_640x427.jpg']\n    sizes: 200px\n    enhance: never\n"
+        f"  cat:\n    masters: ['{CAT}']\n    sizes: 100vw\n"
     )
     srv = start_app(tmp, {"EDGE_SUPERRES_BUDGET_S": "120", "EDGE_RULES_DIR": str(rules)})
     yield srv
@@ -49,8 +50,32 @@ def test_a_high_dpr_miss_beyond_the_master_is_made_by_the_model(patient: InProce
     assert 0.3 < mean_abs_diff(image, lanczos) < 10  # the same picture, with different detail
 
 
-def test_dpr_1_and_small_enlargements_stay_lanczos(patient: InProcess):
-    assert patient.get(patient.url(CAT, w=800, fm="png")).headers["x-upscale"] == "lanczos"
+def test_missing_pixels_get_the_model_whatever_the_url_spells(patient: InProcess):
+    """A srcset `w` candidate past the master (w=800, no dpr) is the same request as w=400&dpr=2."""
+    by_width = patient.get(patient.url(CAT, w=800, fm="png", v=VERSION), timeout=120)
+    by_dpr = patient.get(patient.url(CAT, w=400, dpr=2, fm="png", v=VERSION), timeout=120)
+    assert by_width.headers["x-upscale"].startswith(model_label().split("@")[0])
+    assert by_width.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert decode(by_width.content).width == decode(by_dpr.content).width == 800
+    assert mean_abs_diff(decode(by_width.content), decode(by_dpr.content)) < 0.5  # one set of pixels
+
+
+def test_the_widest_candidates_the_rules_emit_are_made_by_the_model(patient: InProcess):
+    """The headline case: a 3x phone picks the widest `w` candidate of `edge srcset`, wider than
+    the master; that URL (no dpr in it) gets the model, for <img> and every <picture> source."""
+    doc = patient.get(f"{patient.base}/srcset/cat/{CAT}").json()
+    sources = [doc["img"], *doc["picture"]["sources"]]
+    for source in sources:
+        widest = max(source["candidates"], key=lambda c: c["width"])
+        assert widest["width"] > 451, source  # past the master: the rule lets a model double it
+        r = patient.get(patient.base + widest["url"] if widest["url"].startswith("/") else widest["url"], timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-upscale"].startswith(model_label().split("@")[0]), (widest, r.headers["x-upscale"])
+        assert decode(r.content).width == widest["width"]
+
+
+def test_small_enlargements_stay_lanczos(patient: InProcess):
+    assert patient.get(patient.url(CAT, w=500, fm="png")).headers["x-upscale"] == "lanczos"  # x1.1
     assert patient.get(patient.url(CAT, w=250, dpr=2, fm="png")).headers["x-upscale"] == "lanczos"  # x1.1
     assert patient.get(patient.url(CAT, w=200, dpr=2, fm="png")).headers["x-upscale"] == "none"
 
