@@ -83,6 +83,27 @@ class SourceSet:
         }
 
 
+# HTML attribute names as React (and Preact, Solid's JSX) spell them as props; the others are the same.
+REACT_NAMES = {
+    "srcset": "srcSet",
+    "fetchpriority": "fetchPriority",
+    "imagesrcset": "imageSrcSet",
+    "imagesizes": "imageSizes",
+    "crossorigin": "crossOrigin",
+    "class": "className",
+}
+
+
+def _source_attributes(s: SourceSet) -> dict[str, str]:
+    attrs = {"type": s.type, "media": s.media, "srcset": s.srcset, "sizes": s.sizes}
+    return {k: v for k, v in attrs.items() if v is not None} | {"width": str(s.width), "height": str(s.height)}
+
+
+def react_props(attributes: dict[str, str]) -> dict[str, str]:
+    """The same attributes with React's prop names (`srcSet`, `fetchPriority`), for `<img {...props}>`."""
+    return {REACT_NAMES.get(name, name): value for name, value in attributes.items()}
+
+
 @dataclass(frozen=True)
 class Preload:
     """A preload hint for one srcset, as a `<link>` element or a `Link` header value."""
@@ -117,7 +138,7 @@ class Preload:
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, object]:
-        return {"html": self.html(), "link": self.link(), **self.attributes()}
+        return {"html": self.html(), "link": self.link(), **self.attributes(), "props": react_props(self.attributes())}
 
 
 @dataclass(frozen=True)
@@ -153,9 +174,7 @@ class Markup:
     def picture_html(self) -> str:
         lines = ["<picture>"]
         for s in self.sources:
-            attrs = {"type": s.type, "media": s.media, "srcset": s.srcset, "sizes": s.sizes}
-            attrs |= {"width": str(s.width), "height": str(s.height)}
-            lines.append(f"  <source {_attrs(attrs)}>")
+            lines.append(f"  <source {_attrs(_source_attributes(s))}>")
         lines.append(f"  <img {_attrs(self.img_attributes(self.picture_img))}>")
         lines.append("</picture>")
         return "\n".join(lines)
@@ -201,11 +220,20 @@ class Markup:
             "sizes": self.img.sizes,
             "width": self.img.width,
             "height": self.img.height,
-            "img": {"html": self.img_html(), "attributes": self.img_attributes(), **self.img.to_json()},
+            "img": {
+                "html": self.img_html(),
+                "attributes": self.img_attributes(),
+                "props": react_props(self.img_attributes()),
+                **self.img.to_json(),
+            },
             "picture": {
                 "html": self.picture_html(),
-                "sources": [s.to_json() for s in self.sources],
-                "img": {"attributes": self.img_attributes(self.picture_img), **self.picture_img.to_json()},
+                "sources": [{**s.to_json(), "props": react_props(_source_attributes(s))} for s in self.sources],
+                "img": {
+                    "attributes": self.img_attributes(self.picture_img),
+                    "props": react_props(self.img_attributes(self.picture_img)),
+                    **self.picture_img.to_json(),
+                },
             },
             "preload": {
                 "img": {k: v for k, v in self.preload_json("img").items() if k in ("html", "link", "hints")},

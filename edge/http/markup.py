@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 
+import blake3
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from edge.headers import if_none_match
 from edge.services import Services
 from origin.core.errors import Problem, bad_option
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
@@ -35,6 +37,17 @@ def routes() -> list[Route]:
         Route("/preload/{rule}/{master:path}", preload_endpoint, methods=["GET"]),
         Route("/preview", preview_endpoint, methods=["GET"]),
     ]
+
+
+def _validated(request: Request, response: Response) -> Response:
+    """The response with a strong ETag of its body (the markup changes with the master's version
+    and the server's configuration), or a 304 with the same headers when the client has it."""
+    etag = '"' + blake3.blake3(response.body).hexdigest(length=16) + '"'
+    response.headers["ETag"] = etag
+    if if_none_match(request.headers.get("if-none-match"), etag):
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return Response(status_code=304, headers=kept)
+    return response
 
 
 def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
@@ -66,10 +79,10 @@ async def srcset_endpoint(request: Request) -> Response:
     markup = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER))
     headers = {"Cache-Control": CACHE_CONTROL}
     if fmt == "html":
-        return HTMLResponse(markup.img_html() + "\n", headers=headers)
+        return _validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
     if fmt == "picture":
-        return HTMLResponse(markup.picture_html() + "\n", headers=headers)
-    return JSONResponse(markup.to_json(), headers=headers)
+        return _validated(request, HTMLResponse(markup.picture_html() + "\n", headers=headers))
+    return _validated(request, JSONResponse(markup.to_json(), headers=headers))
 
 
 async def preload_endpoint(request: Request) -> Response:
@@ -81,10 +94,10 @@ async def preload_endpoint(request: Request) -> Response:
     if link:
         headers["Link"] = link
     if fmt == "html":
-        return HTMLResponse(markup.preload_html(target) + "\n", headers=headers)  # type: ignore[arg-type]
+        return _validated(request, HTMLResponse(markup.preload_html(target) + "\n", headers=headers))  # type: ignore[arg-type]
     if fmt == "link":
-        return PlainTextResponse(link + "\n", headers=headers)
-    return JSONResponse(markup.preload_json(target), headers=headers)  # type: ignore[arg-type]
+        return _validated(request, PlainTextResponse(link + "\n", headers=headers))
+    return _validated(request, JSONResponse(markup.preload_json(target), headers=headers))  # type: ignore[arg-type]
 
 
 async def preview_endpoint(request: Request) -> Response:

@@ -479,3 +479,33 @@ def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(serv
                 r = client.get(url, headers={"Accept": AVIF_ACCEPT})
                 expected = "webp" if fallback == "gif" else "avif"  # animated masters stay animated
                 assert r.status_code == 200 and sniff(r.content) == expected and decode(r.content).width == w
+
+
+def test_srcset_json_speaks_react_too_and_markup_endpoints_revalidate(client):
+    doc = client.get("/srcset/hero/rocket.jpg").json()
+    attrs, props = doc["img"]["attributes"], doc["img"]["props"]
+    assert props["srcSet"] == attrs["srcset"] and props["fetchPriority"] == "high" == attrs["fetchpriority"]
+    assert "srcset" not in props and props["sizes"] == attrs["sizes"] and props["width"] == attrs["width"]
+    for source in doc["picture"]["sources"]:
+        assert source["props"]["srcSet"] == source["srcset"] and source["props"]["type"] == source["type"]
+    assert doc["picture"]["img"]["props"]["srcSet"] == doc["picture"]["img"]["srcset"]
+    hint = doc["preload"]["img"]["hints"][0]
+    assert hint["props"]["imageSrcSet"] == hint["imagesrcset"] and hint["props"]["imageSizes"] == hint["imagesizes"]
+    for path, params in (
+        ("/srcset/hero/rocket.jpg", {}),
+        ("/srcset/hero/rocket.jpg", {"format": "picture"}),
+        ("/preload/hero/rocket.jpg", {}),
+        ("/preload/hero/rocket.jpg", {"format": "link"}),
+    ):
+        first = client.get(path, params=params)
+        etag = first.headers["etag"]
+        assert etag.startswith('"') and client.get(path, params=params).headers["etag"] == etag  # stable
+        again = client.get(path, params=params, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["cache-control"] == first.headers["cache-control"] and again.headers["etag"] == etag
+        if path.startswith("/preload"):
+            assert again.headers["link"] == first.headers["link"]
+    assert (
+        client.get("/srcset/hero/rocket.jpg", params={"base_url": "https://img.example.com"}).headers["etag"]
+        != (client.get("/srcset/hero/rocket.jpg").headers["etag"])
+    )
