@@ -18,6 +18,7 @@ from edge.caches.shared import PurgeLog, RenderLocks
 from edge.caches.tiered import Tier, TieredCache
 from edge.config import Config, ConfigError
 from edge.metrics import Metrics
+from edge.placeholders import Placeholders
 from edge.renditions import RenditionService
 from edge.signing import Signer, VerifiedUrls
 from origin.core.concurrency import cpu_count
@@ -58,6 +59,7 @@ class Services:
     capacity: Capacity  # what the renderer will make: srcset, warm and closed world plan with it
     closed_world: ClosedWorld
     verified: VerifiedUrls  # request URLs whose signature already held
+    placeholders: Placeholders  # per master version and rule: colour, ThumbHash, data URI
     purges: PurgeLog | None = None  # with several worker processes: purges every worker applies
 
     async def purge(self, master_path: str) -> dict[str, int]:
@@ -114,11 +116,12 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"
     locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
+    renditions = RenditionService(renderer, cache, metrics, locks)
     services = Services(
         config=config,
         signer=signer,
         masters=index,
-        renditions=RenditionService(renderer, cache, metrics, locks),
+        renditions=renditions,
         store=store,
         cache=cache,
         metrics=metrics,
@@ -126,6 +129,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         capacity=capacity,
         closed_world=ClosedWorld(ruleset, capacity),
         verified=VerifiedUrls(signer, config.signing.required),
+        placeholders=Placeholders(renditions, capacity),
     )
     if processes > 1:
         services.purges = PurgeLog(shared, services.forget_locally)

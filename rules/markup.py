@@ -151,6 +151,7 @@ class Markup:
     img: SourceSet  # the plain <img>
     sources: tuple[SourceSet, ...]  # the <picture>'s <source>s, in order
     picture_img: SourceSet  # the <picture>'s <img>
+    style: str | None = None  # e.g. a placeholder painted behind the image until it loads
 
     def img_attributes(self, image: SourceSet | None = None) -> dict[str, str]:
         image = image or self.img
@@ -166,6 +167,8 @@ class Markup:
         }
         if self.lcp:
             attrs["fetchpriority"] = "high"
+        if self.style:
+            attrs["style"] = self.style
         return attrs
 
     def img_html(self) -> str:
@@ -254,6 +257,7 @@ def build_markup(
     capacity: Capacity,
     *,
     alt: str = ALT_PLACEHOLDER,
+    style: str | None = None,
 ) -> Markup:
     """All markup for one rule and one master. Raises a 400 Problem only if the rule's crop lies
     outside this master; check `rule.matches(master_path)` before calling."""
@@ -284,6 +288,7 @@ def build_markup(
         img=signed(p.img),
         sources=tuple(signed(s) for s in p.sources),
         picture_img=signed(p.picture_img),
+        style=style,
     )
 
 

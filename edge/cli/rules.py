@@ -8,17 +8,23 @@ edge preload RULE MASTER [--rules DIR] [--base-url URL] [--for img|picture] [--f
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 
 from edge.cli.common import add_common
 from edge.config import Config
-from edge.services import capacity_of, lookup_master
+from edge.placeholders import source_options
+from edge.services import capacity_of, lookup_master, master_store
 from edge.signing import Signer
+from origin.core.master import MasterRecord
+from origin.imaging.placeholders import Placeholder, placeholder_of
 from origin.masters.local import LocalMasterStore
+from origin.pipeline import render
+from origin.plan import plan_rendition
 from rules.loader import check_rules
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
-from rules.model import RuleSet
+from rules.model import Rule, RuleSet
 from rules.settings import BUNDLED_RULES
 
 
@@ -45,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _markup_flags(srcset)
     srcset.add_argument("--format", choices=("html", "picture", "json"), default="html", help="default: html")
     srcset.add_argument("--alt", default=ALT_PLACEHOLDER, help="alt text (default: a placeholder to replace)")
+    srcset.add_argument(
+        "--placeholder", action="store_true", help="paint the placeholder behind the <img> (a style attribute)"
+    )
     srcset.set_defaults(func=cmd_srcset)
 
     preload = subparsers.add_parser(
@@ -103,7 +112,9 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _markup(args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER) -> Markup | None:
+def _markup(
+    args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER, placeholder: bool = False
+) -> tuple[Markup, Placeholder | None] | None:
     ruleset, _ = _load(args, config)
     if ruleset is None:
         print("edge: rules are invalid", file=sys.stderr)
@@ -114,21 +125,50 @@ def _markup(args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER
     if config.uses_dev_key:
         print("edge: warning: URLs signed with the built-in development key (set EDGE_KEYS)", file=sys.stderr)
     sign = Signer(config.signing_keys()).url_signer(args.base_url)
-    return build_markup(rule, args.master, record.header, record.short_version, sign, capacity_of(config), alt=alt)
+    painted = _placeholder_once(config, rule, record) if placeholder else None
+    style = painted.css() if painted is not None and getattr(args, "placeholder", False) else None
+    capacity = capacity_of(config)
+    return build_markup(
+        rule, args.master, record.header, record.short_version, sign, capacity, alt=alt, style=style
+    ), painted
 
 
 def cmd_srcset(args: argparse.Namespace, config: Config) -> int:
-    markup = _markup(args, config, args.alt)
-    if markup is None:
+    made = _markup(args, config, args.alt, placeholder=args.format == "json" or args.placeholder)
+    if made is None:
         return 1
-    print({"html": markup.img_html, "picture": markup.picture_html, "json": markup.json}[args.format]())
+    markup, painted = made
+    if args.format == "json":
+        doc = markup.to_json()
+        if painted is not None:
+            doc["placeholder"] = painted.to_json()
+        print(json.dumps(doc, indent=2))
+    else:
+        print({"html": markup.img_html, "picture": markup.picture_html}[args.format]())
     return 0
 
 
+def _placeholder_once(config: Config, rule: Rule, record: MasterRecord) -> Placeholder:
+    """For a CLI command: render the source rendition in this process, no caches."""
+
+    async def read() -> bytes:
+        store = master_store(config)
+        try:
+            return await store.read(record.info)
+        finally:
+            await store.close()
+
+    opts = source_options(rule, record.header, capacity_of(config))
+    plan = plan_rendition(opts, record.header, "png", config.limits, config.formats)
+    rendition, _ = render(asyncio.run(read()), plan, config.encode)
+    return placeholder_of(rendition.body)
+
+
 def cmd_preload(args: argparse.Namespace, config: Config) -> int:
-    markup = _markup(args, config)
-    if markup is None:
+    made = _markup(args, config)
+    if made is None:
         return 1
+    markup, _ = made
     if args.format == "json":
         print(json.dumps(markup.preload_json(args.target), indent=2))
     elif not markup.lcp:

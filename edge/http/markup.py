@@ -6,6 +6,8 @@
                                   server can pass it on (also as 103 Early Hints)
 
 Both take ?base_url=https://img.example.com (prefix of every URL) and /srcset takes ?alt=TEXT.
+/srcset JSON carries "placeholder": {"color", "thumbhash", "data_uri"}; ?placeholder=style paints
+it behind the HTML's <img> (a `style` attribute).
 They read `request.app.state.services`: `.rules`, `.signer`, `.masters` and `.capacity`.
 Errors are Problems: 404 for an unknown rule or master, 400 when the rule does not apply to the
 master or a parameter is wrong.
@@ -23,6 +25,7 @@ from starlette.routing import Route
 from edge.headers import if_none_match
 from edge.services import Services
 from origin.core.errors import Problem, bad_option
+from origin.imaging.placeholders import Placeholder
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
 from rules.preview import preview_html
 
@@ -58,8 +61,11 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
 
 
 async def _markup(
-    request: Request, alt: str = ALT_PLACEHOLDER, rule_and_master: tuple[str, str] | None = None
-) -> Markup:
+    request: Request,
+    alt: str = ALT_PLACEHOLDER,
+    rule_and_master: tuple[str, str] | None = None,
+    placeholder: bool = False,
+) -> tuple[Markup, Placeholder | None]:
     services: Services = request.app.state.services
     ruleset = services.rules
     name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
@@ -71,24 +77,35 @@ async def _markup(
     if not BASE_URL.fullmatch(base_url):
         raise bad_option("base_url", "an http(s) origin with an optional path, like https://img.example.com", base_url)
     sign = services.signer.url_signer(base_url)
-    return build_markup(rule, master, record.header, record.short_version, sign, services.capacity, alt=alt)
+    painted = await services.placeholders.get(rule, record) if placeholder else None
+    style = painted.css() if painted is not None and request.query_params.get("placeholder") == "style" else None
+    markup = build_markup(
+        rule, master, record.header, record.short_version, sign, services.capacity, alt=alt, style=style
+    )
+    return markup, painted
 
 
 async def srcset_endpoint(request: Request) -> Response:
     fmt = _choice(request, "format", ("json", "html", "picture"))
-    markup = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER))
+    _choice(request, "placeholder", ("none", "style"))
+    # JSON always carries the placeholders; HTML paints them only when asked (?placeholder=style).
+    wanted = fmt == "json" or request.query_params.get("placeholder") == "style"
+    markup, painted = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER), placeholder=wanted)
     headers = {"Cache-Control": CACHE_CONTROL}
     if fmt == "html":
         return _validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
     if fmt == "picture":
         return _validated(request, HTMLResponse(markup.picture_html() + "\n", headers=headers))
-    return _validated(request, JSONResponse(markup.to_json(), headers=headers))
+    doc = markup.to_json()
+    if painted is not None:
+        doc["placeholder"] = painted.to_json()
+    return _validated(request, JSONResponse(doc, headers=headers))
 
 
 async def preload_endpoint(request: Request) -> Response:
     target = _choice(request, "for", ("img", "picture"))
     fmt = _choice(request, "format", ("json", "html", "link"))
-    markup = await _markup(request)
+    markup, _ = await _markup(request)
     headers = {"Cache-Control": CACHE_CONTROL}
     link = markup.link_header(target)  # type: ignore[arg-type]
     if link:
@@ -108,5 +125,5 @@ async def preview_endpoint(request: Request) -> Response:
     name, master = request.query_params.get("rule", ""), request.query_params.get("master", "")
     if not name or not master:
         raise Problem(400, "preview needs ?rule=NAME&master=PATH", {"option": "rule" if not name else "master"})
-    markup = await _markup(request, rule_and_master=(name, master))
+    markup, _ = await _markup(request, rule_and_master=(name, master))
     return HTMLResponse(preview_html(markup), headers={"Cache-Control": "no-store"})

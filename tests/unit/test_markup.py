@@ -4,6 +4,7 @@ the Link header, the JSON form, the CLI and the HTTP endpoints."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import textwrap
@@ -321,7 +322,10 @@ def test_cli_srcset_prints_ready_markup(keys, capsys):
     assert run_cli("srcset", "hero", "rocket.jpg", "--format", "picture") == 0
     assert len(Elements(capsys.readouterr().out).all("source")) == 8
     assert run_cli("srcset", "avatar", "astronaut.jpg", "--format", "json") == 0
-    assert json.loads(capsys.readouterr().out)["rule"] == "avatar"
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rule"] == "avatar" and doc["placeholder"]["data_uri"].startswith("data:image/webp;base64,")
+    assert run_cli("srcset", "hero", "rocket.jpg", "--placeholder") == 0
+    assert Elements(capsys.readouterr().out).one("img")["style"].startswith("background: #")
 
 
 def test_cli_preload_prints_the_link_element_or_header_value(keys, capsys):
@@ -509,3 +513,19 @@ def test_srcset_json_speaks_react_too_and_markup_endpoints_revalidate(client):
         client.get("/srcset/hero/rocket.jpg", params={"base_url": "https://img.example.com"}).headers["etag"]
         != (client.get("/srcset/hero/rocket.jpg").headers["etag"])
     )
+
+
+def test_srcset_json_carries_placeholders_and_html_paints_them_on_request(client):
+    doc = client.get("/srcset/hero/rocket.jpg").json()
+    placeholder = doc["placeholder"]
+    assert set(placeholder) == {"color", "thumbhash", "data_uri"}
+    assert client.get("/srcset/hero/rocket.jpg").json()["placeholder"] == placeholder  # made once, the same
+    tiny = decode(base64.b64decode(placeholder["data_uri"].split(",", 1)[1]))
+    # the rule's framing (hero: 4:5 below md): the placeholder has the shape of what replaces it
+    assert abs(tiny.width / tiny.height - doc["width"] / doc["height"]) < 0.15
+    assert "style=" not in client.get("/srcset/hero/rocket.jpg", params={"format": "html"}).text
+    painted = client.get("/srcset/hero/rocket.jpg", params={"format": "html", "placeholder": "style"}).text
+    img = Elements(painted).one("img")
+    assert img["style"].startswith(f"background: {placeholder['color']} url(data:image/webp;base64,")
+    bad = client.get("/srcset/hero/rocket.jpg", params={"placeholder": "blur"})
+    assert bad.status_code == 400 and bad.json()["option"] == "placeholder"
