@@ -59,22 +59,25 @@ class Signer:
         self._keys = {k.kid: k for k in keys}
         self._first = keys[0]
 
-    def sign_url(self, master_path: str, opts: RenditionOptions) -> str:
-        """The full signed URL path and query: `/img/...?...&s=...` (with `kid` set)."""
+    def sign_url(self, master_path: str, opts: RenditionOptions, route: str = "img") -> str:
+        """The full signed URL path and query: `/img/...?...&s=...` (with `kid` set); `route`
+        "info" for `/info/...`."""
         opts = replace(opts, kid=opts.kid or self._first.kid)
         key = self._key(opts.kid)
-        signature = mac(key.secret, canonical_url(master_path, opts))
+        signature = mac(key.secret, canonical_url(master_path, opts, route))
         query = canonical_query(opts)
-        return f"/img/{canonical_path(master_path)}?{query}{'&' if query else ''}s={signature}"
+        return f"/{route}/{canonical_path(master_path)}?{query}{'&' if query else ''}s={signature}"
 
     def verify(self, master_path: str, opts: RenditionOptions, signature: str | None, now: float | None = None) -> None:
         """Raise a 403 Problem unless `signature` is valid for these options and not expired."""
         self.check_signature(master_path, opts, signature)
         check_expiry(opts, now)
 
-    def check_signature(self, master_path: str, opts: RenditionOptions, signature: str | None) -> None:
+    def check_signature(
+        self, master_path: str, opts: RenditionOptions, signature: str | None, route: str = "img"
+    ) -> None:
         """Raise a 403 Problem unless `signature` is valid for these options (expiry aside)."""
-        self._check(canonical_url(master_path, opts), opts.kid, signature)
+        self._check(canonical_url(master_path, opts, route), opts.kid, signature)
 
     def url_signer(self, base_url: str = "") -> Callable[[str, RenditionOptions], str]:
         """A `sign(path, options)` that returns `{base_url}/img/...?...&s=...` (for markup, warm, sitemaps)."""

@@ -62,6 +62,7 @@ def canonical_path(master_path: str) -> str:
     return quote(master_path, safe="/")
 
 
-def canonical_url(master_path: str, opts: RenditionOptions) -> str:
-    """`/img/{path}?{canonical query}`: the string the signature covers (without `s`)."""
-    return f"/img/{canonical_path(master_path)}?{canonical_query(opts)}"
+def canonical_url(master_path: str, opts: RenditionOptions, route: str = "img") -> str:
+    """`/img/{path}?{canonical query}`: the string the signature covers (without `s`); `route`
+    "info" for `/info/{path}` URLs, so a signature for one is never good for the other."""
+    return f"/{route}/{canonical_path(master_path)}?{canonical_query(opts)}"

@@ -158,7 +158,7 @@ def _placeholder_once(config: Config, rule: Rule, record: MasterRecord) -> Place
         finally:
             await store.close()
 
-    opts = source_options(rule, record.header, capacity_of(config))
+    opts = source_options(rule.framing, record.header, capacity_of(config), rule.settings)
     plan = plan_rendition(opts, record.header, "png", config.limits, config.formats)
     rendition, _ = render(asyncio.run(read()), plan, config.encode)
     return placeholder_of(rendition.body)

@@ -9,7 +9,7 @@ from edge.cli.common import add_common
 from edge.config import Config, ConfigError
 from edge.services import lookup_master
 from edge.signing import Signer
-from origin.core.request import OPTIONS, parse_options
+from origin.core.request import OPTIONS, parse_options, shape_key
 
 SIGN_OPTIONS = tuple(name for name in OPTIONS if name != "v")  # v comes from the master itself
 
@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.add_argument("path", help="master path, relative to the masters directory")
     for name in SIGN_OPTIONS:
         sign.add_argument(f"--{name}", help=OPTIONS[name].help)
+    sign.add_argument(
+        "--info", action="store_true", help="sign the master's /info/ URL (dimensions, version, placeholders) instead"
+    )
     sign.set_defaults(func=cmd_sign)
 
     version = sub.add_parser(
@@ -38,10 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_sign(args: argparse.Namespace, config: Config) -> int:
     values = {name: str(getattr(args, name)) for name in SIGN_OPTIONS if getattr(args, name) is not None}
     opts = parse_options(values)  # a 400 Problem names a bad option before the master is read
+    if args.info and shape_key(opts):
+        raise ConfigError("--info takes no rendering options (only --exp and --kid)")
     record = lookup_master(config, args.path)
     opts = replace(opts, v=record.short_version)
     try:
-        print(Signer(config.signing_keys()).sign_url(args.path, opts))
+        print(Signer(config.signing_keys()).sign_url(args.path, opts, "info" if args.info else "img"))
     except ValueError as e:  # an unknown --kid
         raise ConfigError(str(e)) from None
     return 0

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from edge.access_log import AccessLog
 from edge.config import Config, load_config
-from edge.http import markup, ops, sitemaps
+from edge.http import info, markup, ops, sitemaps
 from edge.http.images import ImagesFirst
 from edge.http.problems import EXCEPTION_HANDLERS
 from edge.logs import configure_logging
@@ -64,6 +64,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
         routes=[
             *ops.routes(),
             *markup.routes(),
+            *info.routes(),
             *sitemaps.routes(Path(config.sitemaps.dir)),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

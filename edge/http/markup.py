@@ -42,7 +42,7 @@ def routes() -> list[Route]:
     ]
 
 
-def _validated(request: Request, response: Response) -> Response:
+def validated(request: Request, response: Response) -> Response:
     """The response with a strong ETag of its body (the markup changes with the master's version
     and the server's configuration), or a 304 with the same headers when the client has it."""
     etag = '"' + blake3.blake3(response.body).hexdigest(length=16) + '"'
@@ -93,13 +93,13 @@ async def srcset_endpoint(request: Request) -> Response:
     markup, painted = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER), placeholder=wanted)
     headers = {"Cache-Control": CACHE_CONTROL}
     if fmt == "html":
-        return _validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
+        return validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
     if fmt == "picture":
-        return _validated(request, HTMLResponse(markup.picture_html() + "\n", headers=headers))
+        return validated(request, HTMLResponse(markup.picture_html() + "\n", headers=headers))
     doc = markup.to_json()
     if painted is not None:
         doc["placeholder"] = painted.to_json()
-    return _validated(request, JSONResponse(doc, headers=headers))
+    return validated(request, JSONResponse(doc, headers=headers))
 
 
 async def preload_endpoint(request: Request) -> Response:
@@ -111,10 +111,10 @@ async def preload_endpoint(request: Request) -> Response:
     if link:
         headers["Link"] = link
     if fmt == "html":
-        return _validated(request, HTMLResponse(markup.preload_html(target) + "\n", headers=headers))  # type: ignore[arg-type]
+        return validated(request, HTMLResponse(markup.preload_html(target) + "\n", headers=headers))  # type: ignore[arg-type]
     if fmt == "link":
-        return _validated(request, PlainTextResponse(link + "\n", headers=headers))
-    return _validated(request, JSONResponse(markup.preload_json(target), headers=headers))  # type: ignore[arg-type]
+        return validated(request, PlainTextResponse(link + "\n", headers=headers))
+    return validated(request, JSONResponse(markup.preload_json(target), headers=headers))  # type: ignore[arg-type]
 
 
 async def preview_endpoint(request: Request) -> Response:

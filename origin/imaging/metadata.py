@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 
 import pyvips
 
-__all__ = ["build_exif", "exif_rights", "filter_iptc", "filter_xmp", "keep_rights_only"]
+__all__ = ["build_exif", "exif_rights", "filter_iptc", "filter_xmp", "keep_rights_only", "rights_of", "rights_in"]
 
 # ---------------------------------------------------------------------------------------- EXIF
 
@@ -318,3 +318,40 @@ def keep_rights_only(image: pyvips.Image) -> tuple[pyvips.Image, str]:
             out.set_type(pyvips.GValue.blob_type, f"{block}-data", data)
             keep.append(block)
     return out, ":".join(keep) or "none"
+
+
+IIM_NAMES = {(2, 80): "By-line", (2, 110): "Credit", (2, 115): "Source", (2, 116): "CopyrightNotice"}
+_PREFIXES = {uri: prefix for prefix, uri in XMP_NS.items()}
+
+
+def rights_of(image: pyvips.Image) -> dict[str, str]:
+    """The rights fields a rendition keeps, as text, named by block: `exif:Copyright`,
+    `dc:rights`, `xmpRights:WebStatement`, `iptc:CopyrightNotice`... (for /info)."""
+    found = {f"exif:{name}": text for name, text in exif_rights(_blob(image, "exif-data")).items()}
+    xmp = filter_xmp(_blob(image, "xmp-data"))
+    root = _parse_xmp(xmp) if xmp else None
+    for element in root.iter() if root is not None else ():
+        if element.tag in XMP_KEEP:
+            uri, _, local = element.tag[1:].partition("}")
+            words = [t.strip() for t in element.itertext() if t.strip()]
+            value = "; ".join(words) or next(iter(element.attrib.values()), "")
+            if value:
+                found[f"{_PREFIXES.get(uri, uri)}:{local}"] = value[:MAX_TEXT]
+    iptc = filter_iptc(_blob(image, "iptc-data"))
+    if iptc:
+        try:
+            for key, raw in _iim_datasets(b"".join(_iim_resources(iptc[len(PHOTOSHOP) :]))):
+                if key in IIM_NAMES:
+                    header = 5 + ((raw[3] << 8 | raw[4]) & 0x7FFF if raw[3] & 0x80 else 0)
+                    found[f"iptc:{IIM_NAMES[key]}"] = raw[header:].decode("utf-8", "replace")[:MAX_TEXT]
+        except (struct.error, ValueError, IndexError):
+            pass
+    return found
+
+
+def rights_in(data: bytes) -> dict[str, str]:
+    """`rights_of` a master's bytes: reads the header and metadata, decodes no pixels."""
+    try:
+        return rights_of(pyvips.Image.new_from_buffer(data, "", access="sequential"))
+    except pyvips.Error:
+        return {}
