@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
+import pyvips
 
 from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, Problem
@@ -52,3 +54,28 @@ def test_a_cancelled_render_stops():
     threading.Timer(0.02, token.cancel).start()
     with pytest.raises(Cancelled):
         rendition("avif_2560x1600.avif", "png", token=token, w=2560, h=1600, fit="fill", dpr=3)
+
+
+def test_libvips_messages_reach_logging_with_the_collector_held_off(caplog):
+    """A collection inside the forwarded message could free an image whose disposal logs again:
+    GLib kills the process on that recursion (the fuzz test's damaged masters found it)."""
+    import gc
+
+    from origin.imaging.runtime import guard_log_handler
+
+    guard_log_handler()
+    seen: list[bool] = []
+
+    class Probe(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(gc.isenabled())
+
+    probe = Probe()
+    logging.getLogger("pyvips").addHandler(probe)
+    try:
+        with pytest.raises(pyvips.Error):
+            pyvips.Image.new_from_file(str(CORPUS / "truncated_baseline_60pct.jpg"), fail_on="truncated").avg()
+    finally:
+        logging.getLogger("pyvips").removeHandler(probe)
+    assert seen and not any(seen)  # forwarded, with the collector off
+    assert gc.isenabled()  # and back on after
