@@ -3,7 +3,9 @@
 A leaked signing key then cannot be used to ask for arbitrary sizes: a request must name exactly
 one of the URLs a rule's markup can contain for that master (compared by their canonical
 rendering options: `w`, `h`, `fit`, `g`, `fx`, `fy`, `crop`, `q`, `fm`, `dpr`; `v`, `exp` and
-`kid` are ignored).
+`kid` are ignored). Besides those, every master may be asked at its own size (no options but
+`v`; `w` only where the output limits scale it): what image sitemaps link, one rendition per
+master, so the set stays finite.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from cachetools import LRUCache
 
 from origin.core.errors import Problem
+from origin.core.limits import own_size_width
 from origin.core.master import MasterHeader
 from origin.core.request import RenditionOptions, shape_key
 from rules.model import Rule, RuleSet
@@ -37,6 +40,8 @@ class ClosedWorld:
     def allows(self, master_path: str, opts: RenditionOptions, header: MasterHeader) -> bool:
         """Whether some rule matching this master declares exactly this rendition."""
         wanted = shape_key(opts)
+        if wanted == shape_key(RenditionOptions(w=own_size_width(header.width, header.height, self.capacity.limits))):
+            return True  # the master at its own size: what image sitemaps link
         for rule in self.ruleset.rules_for(master_path):
             key = (rule.name, header)
             declared = self._declared.get(key)

@@ -13,12 +13,11 @@ largest width that fits (otherwise its URL would be a 422).
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 
 from cachetools import LRUCache
 
 from origin.core.errors import Problem
-from origin.core.limits import Limits, largest_width
+from origin.core.limits import Limits, own_size_width
 from origin.core.master import MasterHeader, MasterRecord
 from origin.core.request import RenditionOptions
 from sitemaps.build import ImageUnavailable
@@ -32,9 +31,7 @@ Sign = Callable[[str, RenditionOptions], str]  # (master path, options) -> full 
 
 def sitemap_width(header: MasterHeader, limits: Limits, wanted: int | None = None) -> int | None:
     """The `w` for a sitemap image: None (the master's own size) or a width the server will render."""
-    fits = largest_width(Fraction(header.width, header.height), limits)
-    width = min(wanted or header.width, header.width, fits)
-    return None if width >= header.width else width
+    return own_size_width(header.width, header.height, limits, wanted)
 
 
 class SignedImageURLs:

@@ -17,11 +17,14 @@ from edge.config import Config
 from edge.placeholders import source_options
 from edge.services import capacity_of, lookup_master, master_store
 from edge.signing import Signer
-from origin.core.master import MasterRecord
+from origin.core.errors import Problem
+from origin.core.master import MasterHeader, MasterRecord
 from origin.imaging.placeholders import Placeholder, placeholder_of
+from origin.masters.index import MasterIndex
 from origin.masters.local import LocalMasterStore
 from origin.pipeline import render
 from origin.plan import plan_rendition
+from rules.keyless import renderable_count
 from rules.loader import check_rules
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
 from rules.model import Rule, RuleSet
@@ -104,12 +107,39 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         f"{source}: {files} file{'s' * (files != 1)}, {len(ruleset.rules)} rules, "
         f"{len(ruleset.breakpoints)} breakpoints: OK"
     )
-    if args.masters:  # with a masters directory, say which rules would never apply
+    if args.masters:  # with a masters directory: how many renditions each rule declares, which never apply
         masters = LocalMasterStore(config.masters_dir).list()
+        headers = _headers(config, [m for m in masters if any(r.matches(m) for r in ruleset.rules)])
+        capacity = capacity_of(config)
         for rule in ruleset.rules:
-            if not any(rule.matches(m) for m in masters):
+            matched = [h for path, h in headers.items() if rule.matches(path)]
+            if not matched:
                 print(f"warning: {rule.source} rule {rule.name!r} matches no master in {args.masters}", file=sys.stderr)
+                continue
+            count = renderable_count(ruleset, rule.name, matched, capacity)
+            masters_text = f"{len(matched)} master{'s' * (len(matched) != 1)}"
+            print(f"rule {rule.name!r}: {count} renditions of {masters_text} (what closed world renders)")
     return 0
+
+
+def _headers(config: Config, paths: list[str]) -> dict[str, MasterHeader]:
+    """The headers of the masters that can be served (the others are left out, not errors here)."""
+
+    async def read() -> dict[str, MasterHeader]:
+        store = master_store(config)
+        index = MasterIndex(store, config.limits)
+        found = {}
+        try:
+            for path in paths:
+                try:
+                    found[path] = (await index.lookup(path)).header
+                except Problem:
+                    continue
+        finally:
+            await store.close()
+        return found
+
+    return asyncio.run(read())
 
 
 def _markup(

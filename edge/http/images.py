@@ -33,6 +33,7 @@ from edge.services import Services
 from origin.core.errors import Problem
 from origin.core.formats import FORMATS
 from origin.core.memo import Memo
+from rules.keyless import declared_options, parse_keyless
 
 log = logging.getLogger("edge")
 
@@ -71,10 +72,18 @@ class ImagesFirst:
         services = self.services
         master_path = scope["path"][len(PREFIX) :]
         query = scope["query_string"].decode("latin-1")
-        opts = services.verified.options(master_path, query)  # 403 / 400, expiry included
-        record = await services.masters.lookup(master_path)
-        if services.config.rules.closed_world and not services.closed_world.allows(master_path, opts, record.header):
-            raise Problem(403, "closed world: no rule declares this rendition of this master")
+        closed_world = services.config.rules.closed_world
+        keyless = parse_keyless(query) if closed_world else None
+        if keyless is not None:  # rule=&w=[&fm=]: unsigned, for a rendition the rule declares
+            if not any(r.name == keyless.rule and r.matches(master_path) for r in services.rules.rules):
+                raise Problem(403, f"keyless URL refused: no rule {keyless.rule!r} applies to this master")
+            record = await services.masters.lookup(master_path)
+            opts = declared_options(keyless, services.rules, master_path, record.header, services.capacity)
+        else:
+            opts = services.verified.options(master_path, query)  # 403 / 400, expiry included
+            record = await services.masters.lookup(master_path)
+            if closed_world and not services.closed_world.allows(master_path, opts, record.header):
+                raise Problem(403, "closed world: no rule declares this rendition of this master")
 
         accept, if_none = request_headers(scope["headers"])
         negotiated = opts.fm == "auto"

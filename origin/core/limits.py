@@ -85,3 +85,11 @@ def largest_width(aspect: Fraction, limits: Limits) -> int:
     ):
         width -= 1
     return max(1, width)
+
+
+def own_size_width(width: int, height: int, limits: Limits, wanted: int | None = None) -> int | None:
+    """The `w` of a master "at its own size" (image sitemaps link it; closed world always allows
+    it): None when the server renders it whole, else the widest it will render (or `wanted`)."""
+    fits = largest_width(Fraction(width, height), limits)
+    out = min(wanted or width, width, fits)
+    return None if out >= width else out

@@ -14,6 +14,7 @@ import pytest
 
 from edge.config import DEMO_MASTERS
 from tests.support.corpus import TEST_KEYS
+from tests.support.images import decode
 from tests.support.server import Server, start_server, stop_server
 
 
@@ -152,5 +153,57 @@ def test_warm_renders_what_the_rules_declare_so_the_first_visitor_hits(tmp_path:
             timeout=300,
         )
         assert "already cached" in again.stdout and "rendered" not in again.stdout
+    finally:
+        stop_server(srv)
+
+
+def test_keyless_urls_reach_declared_renditions_and_nothing_else(closed: Server):
+    doc = httpx.get(closed.base + "/srcset/hero/seeding_dandelions.jpg").json()
+    widths = [c["width"] for c in doc["img"]["candidates"]]
+    width = widths[0]  # the smallest: within the master, so no model stand-in (private) answers
+    keyless = httpx.get(
+        f"{closed.base}/img/seeding_dandelions.jpg?rule=hero&w={width}", headers={"Accept": "image/webp,*/*"}
+    )
+    assert keyless.status_code == 200, keyless.text
+    assert keyless.headers["content-type"] == "image/webp" and keyless.headers["vary"] == "Accept"
+    assert decode(keyless.content).width == width
+    assert keyless.headers["cache-control"].startswith("public, max-age=300")  # no v: the master may change
+    # One rendition, one entry: the signed URL of the markup is now a hit, with the same ETag.
+    signed = next(c["url"] for c in doc["img"]["candidates"] if c["width"] == width)
+    again = httpx.get(
+        signed if signed.startswith("http") else closed.base + signed, headers={"Accept": "image/webp,*/*"}
+    )
+    assert again.headers["etag"] == keyless.headers["etag"] and "hit" in again.headers["cache-status"]
+    # A format the rule declares, by name.
+    source = next(s for s in doc["picture"]["sources"] if s["format"] == "avif")
+    avif_width = source["candidates"][0]["width"]
+    r = httpx.get(f"{closed.base}/img/seeding_dandelions.jpg?rule=hero&w={avif_width}&fm=avif")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/avif"
+    refused = [
+        f"rule=hero&w={width + 1}",  # an undeclared width
+        "rule=nope&w=640",  # an unknown rule
+        f"rule=hero&w={width}&q=20",  # any extra option
+        f"rule=hero&w={width}&fm=gif",  # a format the rule does not declare
+        f"rule=hero&w={width}&rule=hero",
+        f"rule=card&w={width}",  # another rule (card does not cover this master, or not this width)
+    ]
+    for query in refused:
+        r = httpx.get(f"{closed.base}/img/seeding_dandelions.jpg?{query}")
+        assert r.status_code == 403, (query, r.status_code, r.text)
+
+
+def test_under_closed_world_the_masters_own_size_answers(closed: Server):
+    """Image sitemaps link each master at its own size: closed world allows exactly that."""
+    version = httpx.get(closed.base + "/srcset/hero/seeding_dandelions.jpg").json()["version"]
+    r = httpx.get(closed.url("seeding_dandelions.jpg", v=version))
+    assert r.status_code == 200, r.text
+    assert httpx.get(closed.url("seeding_dandelions.jpg", w=1234)).status_code == 403  # still closed
+
+
+def test_keyless_urls_are_refused_when_the_world_is_open(tmp_path: Path):
+    srv = start_server(tmp_path, {})
+    try:
+        r = httpx.get(f"{srv.base}/img/flower_640x427.jpg?rule=hero&w=640")
+        assert r.status_code == 403
     finally:
         stop_server(srv)

@@ -591,8 +591,20 @@ def test_allows_nothing_for_a_master_no_rule_matches():
 def test_rules_check_prints_ok_for_the_bundled_rules(capsys):
     assert run_cli("rules", "check", "--rules", str(EXAMPLES), "--masters", str(DEMO_MASTERS)) == 0
     out = capsys.readouterr()
-    assert out.out.strip() == f"{EXAMPLES}: 1 file, 4 rules, 5 breakpoints: OK"
+    lines = out.out.strip().splitlines()
+    assert lines[0] == f"{EXAMPLES}: 1 file, 4 rules, 5 breakpoints: OK"
     assert "warning" not in out.err
+    # The size of the closed world, per rule: every (format, width) its markup declares per master.
+    counts = {ln.split("'")[1]: int(ln.split(": ")[1].split()[0]) for ln in lines[1:]}
+    assert set(counts) == {"hero", "card", "avatar", "product"}
+    ruleset = load_rules(EXAMPLES)
+    headers = [
+        asyncio.run(MasterIndex(LocalMasterStore(DEMO_MASTERS), Limits()).lookup(m)).header
+        for m in LocalMasterStore(DEMO_MASTERS).list()
+        if ruleset.named("hero").matches(m)
+    ]
+    hero = plan(ruleset.named("hero"), headers[0], CAPACITY)
+    assert counts["hero"] >= len({(s.format, c.width) for s in hero.all_sources for c in s.candidates}) > 0
 
 
 def test_rules_check_prints_one_line_per_error_and_exits_1(tmp_path, capsys):
