@@ -573,9 +573,9 @@ def test_allows_ignores_version_expiry_and_key_but_not_pixels():
         "rocket.jpg", RenditionOptions(**{**opts.__dict__, "dpr": 2.0}), record.header
     )
     assert not ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", RenditionOptions(w=123), record.header)
-    assert not ClosedWorld(ruleset, CAPACITY).allows(
-        "rocket.jpg", RenditionOptions(), record.header
-    )  # the master as is
+    # The master as is: what image sitemaps link, so closed world declares it for every master.
+    assert ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", RenditionOptions(v="0" * 16), record.header)
+    assert not ClosedWorld(ruleset, CAPACITY).allows("rocket.jpg", RenditionOptions(fm="png"), record.header)
 
 
 def test_allows_nothing_for_a_master_no_rule_matches():
