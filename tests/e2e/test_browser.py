@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -182,3 +183,28 @@ def test_preview_page_shows_every_rendition(demo: Server, browser):
 
 def test_preview_is_off_unless_enabled(server: Server):
     assert httpx.get(server.base + "/preview?rule=card&master=chelsea_cat_451x300.png").status_code == 404
+
+
+def test_a_3x_phone_gets_a_model_made_candidate_from_a_small_master(demo: Server, browser, pages: Pages):
+    """chelsea.png is 451 px wide; the card rule offers up to twice that. A 3x phone picks the
+    widest candidate, and the server makes its missing pixels with the model, not Lanczos."""
+    img_html = httpx.get(f"{demo.base}/srcset/card/chelsea.png", params={"base_url": demo.base, "format": "html"}).text
+    url = pages.add("/card-dpr3", "", img_html)
+    context = browser.new_context(device_scale_factor=3, viewport={"width": 375, "height": 900})
+    page = context.new_page()
+    upscaled: dict[str, str] = {}
+    page.on(
+        "response", lambda r: upscaled.__setitem__(r.url, r.headers.get("x-upscale", "")) if "/img/" in r.url else None
+    )
+    page.goto(url)
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('img'); return i.complete && i.naturalWidth > 0 })()"
+    )
+    current = page.evaluate("document.querySelector('img').currentSrc")
+    context.close()
+    assert int(option(current, "w")) > 451, current
+    label, deadline = upscaled[current], time.monotonic() + 90
+    while label == "lanczos" and time.monotonic() < deadline:  # the budget stand-in on a slow CPU
+        time.sleep(0.5)  # the model's rendition follows in the background
+        label = httpx.get(current, headers={"Accept": "image/avif"}, timeout=120).headers["x-upscale"]
+    assert label not in ("none", "lanczos"), label
