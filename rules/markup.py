@@ -182,6 +182,12 @@ class Markup:
         lines.append("</picture>")
         return "\n".join(lines)
 
+    @property
+    def default_target(self) -> Target:
+        """The markup a page should use, and so what its preload must describe: `<picture>` when the
+        rule art-directs (an `<img>` cannot switch crops), else the negotiated `<img>`."""
+        return "picture" if any(s.media for s in self.sources) else "img"
+
     def preloads(self, target: Target = "img") -> tuple[Preload, ...]:
         """Preload hints matching the `<img>` or the `<picture>` markup; none unless the rule is LCP."""
         if not self.lcp:

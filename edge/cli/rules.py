@@ -70,8 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--for",
         dest="target",
         choices=("img", "picture"),
-        default="img",
-        help="match the <img> markup (negotiated format) or the <picture> markup (default: img)",
+        default=None,
+        help="match the <img> markup (negotiated format) or the <picture> markup (default: <picture> for a "
+        "rule with art direction, else <img>)",
     )
     preload.add_argument("--format", choices=("html", "link", "json"), default="html", help="default: html")
     preload.set_defaults(func=cmd_preload)
@@ -199,10 +200,11 @@ def cmd_preload(args: argparse.Namespace, config: Config) -> int:
     if made is None:
         return 1
     markup, _ = made
+    target = args.target or markup.default_target
     if args.format == "json":
-        print(json.dumps(markup.preload_json(args.target), indent=2))
+        print(json.dumps(markup.preload_json(target), indent=2))
     elif not markup.lcp:
         print(f"edge: rule {markup.rule!r} is not an LCP rule (lcp: true): nothing to preload", file=sys.stderr)
     else:
-        print(markup.preload_html(args.target) if args.format == "html" else markup.link_header(args.target))
+        print(markup.preload_html(target) if args.format == "html" else markup.link_header(target))
     return 0

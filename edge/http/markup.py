@@ -103,9 +103,10 @@ async def srcset_endpoint(request: Request) -> Response:
 
 
 async def preload_endpoint(request: Request) -> Response:
-    target = _choice(request, "for", ("img", "picture"))
+    asked = _choice(request, "for", ("default", "img", "picture"))
     fmt = _choice(request, "format", ("json", "html", "link"))
     markup, _ = await _markup(request)
+    target = markup.default_target if asked == "default" else asked
     headers = {"Cache-Control": CACHE_CONTROL}
     link = markup.link_header(target)  # type: ignore[arg-type]
     if link:

@@ -124,7 +124,7 @@ def test_img_with_preload_picks_the_right_candidate_gets_avif_and_fetches_once(d
     q = {"base_url": demo.base}
     markup = httpx.get(f"{demo.base}/srcset/{HERO[0]}/{HERO[1]}", params=q).json()
     img_html = httpx.get(f"{demo.base}/srcset/{HERO[0]}/{HERO[1]}", params={**q, "format": "html"}).text
-    preload = httpx.get(f"{demo.base}/preload/{HERO[0]}/{HERO[1]}", params=q).json()["html"]
+    preload = httpx.get(f"{demo.base}/preload/{HERO[0]}/{HERO[1]}", params={**q, "for": "img"}).json()["html"]
     assert markup["img"]["sizes"] == "100vw"
     widths = [c["width"] for c in markup["img"]["candidates"]]
     url = pages.add("/hero-img", preload, img_html)
@@ -150,7 +150,8 @@ def test_img_without_preload_still_fetches_one_image(demo: Server, browser, page
 def test_picture_switches_crops_by_breakpoint_and_takes_the_avif_source(demo: Server, browser, pages: Pages):
     q = {"base_url": demo.base}
     picture = httpx.get(f"{demo.base}/srcset/{HERO[0]}/{HERO[1]}", params={**q, "format": "picture"}).text
-    preload = httpx.get(f"{demo.base}/preload/{HERO[0]}/{HERO[1]}", params={**q, "for": "picture"}).json()["html"]
+    # No `for`: the default follows the rule, and hero art-directs, so the <picture> preload.
+    preload = httpx.get(f"{demo.base}/preload/{HERO[0]}/{HERO[1]}", params=q).json()["html"]
     url = pages.add("/hero-picture", preload, picture)
     # The example rule: 4:5 on phones, 16:9 from md (768), 21:9 from xl (1280).
     for width, aspect in ((375, 5 / 4), (900, 9 / 16), (1400, 9 / 21)):

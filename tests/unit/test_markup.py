@@ -329,10 +329,13 @@ def test_cli_srcset_prints_ready_markup(keys, capsys):
 
 
 def test_cli_preload_prints_the_link_element_or_header_value(keys, capsys):
-    assert run_cli("preload", "hero", "rocket.jpg") == 0
+    assert run_cli("preload", "hero", "rocket.jpg", "--for", "img") == 0
     assert "href" not in Elements(capsys.readouterr().out).one("link")
     assert run_cli("preload", "hero", "rocket.jpg", "--for", "picture", "--format", "link") == 0
     assert len(parse_link_header(capsys.readouterr().out.strip())) == 3
+    # By default the preload follows the markup the rule needs: hero art-directs, so <picture>.
+    assert run_cli("preload", "hero", "rocket.jpg") == 0
+    assert len(Elements(capsys.readouterr().out).all("link")) == 3
     assert run_cli("preload", "hero", "rocket.jpg", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)["link"].startswith("</img/rocket.jpg?")
     assert run_cli("preload", "card", "rocket.jpg") == 0
@@ -399,6 +402,8 @@ def test_http_preload_carries_the_link_header_itself(client):
     assert len(Elements(doc["html"]).all("link")) == 3 and doc["for"] == "picture"
     plain = client.get("/preload/hero/rocket.jpg", params={"format": "link"})
     assert plain.text.strip() == plain.headers["link"]
+    assert len(parse_link_header(plain.headers["link"])) == 3  # hero art-directs: the <picture> preload
+    assert len(parse_link_header(client.get("/preload/hero/rocket.jpg", params={"for": "img"}).headers["link"])) == 1
     none = client.get("/preload/card/rocket.jpg")
     assert none.status_code == 200 and "link" not in none.headers and none.json()["hints"] == []
 
