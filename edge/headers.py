@@ -34,6 +34,16 @@ def cache_control(state: VersionState) -> str:
     }[state]
 
 
+def until_expiry(value: str, exp: int | None, now: float) -> str:
+    """A Cache-Control value that keeps no copy fresh past a URL's `exp`: max-age at most the
+    seconds left, never `immutable`, no `stale-while-revalidate` (it would serve past expiry)."""
+    if exp is None:
+        return value
+    left = max(0, exp - int(now))
+    ages = [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
+    return f"public, max-age={min([left, *ages])}"
+
+
 def strong_etag(rendition_key: str) -> str:
     return f'"{rendition_key}"'
 

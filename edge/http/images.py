@@ -13,6 +13,7 @@ middleware cost a hit about as much CPU as all of this module's own work.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +25,7 @@ from edge.headers import (
     if_none_match,
     server_timing,
     strong_etag,
+    until_expiry,
     version_state,
 )
 from edge.http.problems import problem_headers, problem_json
@@ -100,8 +102,12 @@ class ImagesFirst:
         job = services.renditions.job(record, opts, fmt)
         state = version_state(opts.v, record.version)
         etag = strong_etag(job.key)
+        fixed = self.fixed(job.key, state, negotiated)
+        if opts.exp is not None:  # an expiring URL: no cache may keep it fresh past its expiry
+            expiring = until_expiry(cache_control(state), opts.exp, time.time()).encode()
+            fixed = [(b"cache-control", expiring) if name == b"cache-control" else (name, v) for name, v in fixed]
         if if_none_match(if_none, etag):
-            return 304, self.fixed(job.key, state, negotiated), b""
+            return 304, fixed, b""
 
         outcome = await services.renditions.get(job)
         scope.setdefault("state", {})["outcome"] = outcome
@@ -112,10 +118,10 @@ class ImagesFirst:
             headers = [
                 (b"etag", strong_etag(job.key + "-interim").encode()),
                 (b"cache-control", b"private, no-cache"),
-                *(h for h in self.fixed(job.key, state, negotiated) if h[0] not in (b"etag", b"cache-control")),
+                *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
             ]
         else:
-            headers = list(self.fixed(job.key, state, negotiated))
+            headers = list(fixed)
         headers += [
             (b"content-type", FORMATS[rendition.format].mime.encode()),
             (b"content-length", str(len(rendition.body)).encode()),

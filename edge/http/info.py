@@ -12,12 +12,13 @@ some rule covers may also be asked unsigned, since its rules' markup already tel
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge.headers import cache_control, version_state
+from edge.headers import cache_control, until_expiry, version_state
 from edge.http.markup import validated
 from edge.services import Services
 from edge.signing import check_expiry
@@ -54,7 +55,9 @@ async def info_endpoint(request: Request) -> Response:
         "placeholder": placeholder.to_json(),
         "rights": await _rights(services, record),
     }
-    headers = {"Cache-Control": cache_control(version_state(opts.v, record.version))}
+    headers = {
+        "Cache-Control": until_expiry(cache_control(version_state(opts.v, record.version)), opts.exp, time.time())
+    }
     return validated(request, JSONResponse(doc, headers=headers))
 
 

@@ -180,3 +180,30 @@ def test_a_masters_stat_is_trusted_for_its_ttl_and_a_purge_forgets_it(tmp_path):
         assert purged.status_code == 200
         after = client.get(app.url("ttl.jpg", w=90, fm="jpeg"))
         assert after.headers["etag"] != first.headers["etag"] and after.content != first.content
+
+
+def test_an_expiring_url_is_never_fresh_in_any_cache_past_its_expiry(server: InProcess, http: httpx.Client):
+    version = version_of(server, PHOTO)
+    exp = int(time.time()) + 120
+    r = http.get(server.url(PHOTO, w=64, fm="jpeg", v=version, exp=exp))
+    assert r.status_code == 200
+    value = r.headers["cache-control"]
+    assert "immutable" not in value and "stale-while-revalidate" not in value
+    age = int(value.split("max-age=")[1].split(",")[0])
+    assert 110 <= age <= 120  # at most the seconds left, not a year
+    revalidated = http.get(
+        server.url(PHOTO, w=64, fm="jpeg", v=version, exp=exp), headers={"If-None-Match": r.headers["etag"]}
+    )
+    assert revalidated.status_code == 304 and revalidated.headers["cache-control"].startswith("public, max-age=1")
+    lasting = http.get(server.url(PHOTO, w=64, fm="jpeg", v=version))
+    assert lasting.headers["cache-control"] == "public, max-age=31536000, immutable"  # same bytes, no exp
+    assert lasting.content == r.content
+
+
+def test_until_expiry_keeps_the_shorter_freshness():
+    from edge.headers import IMMUTABLE, UNVERSIONED, until_expiry
+
+    assert until_expiry(IMMUTABLE, None, 1000.0) == IMMUTABLE
+    assert until_expiry(IMMUTABLE, 1100, 1000.0) == "public, max-age=100"
+    assert until_expiry(UNVERSIONED, 5000, 1000.0) == "public, max-age=300"
+    assert until_expiry(UNVERSIONED, 900, 1000.0) == "public, max-age=0"
