@@ -13,6 +13,7 @@ from edge.headers import NO_STORE
 from edge.metrics import Metrics
 from edge.services import Services
 from origin.core.errors import Problem
+from origin.core.paths import is_safe_relative
 
 log = logging.getLogger("edge")
 
@@ -42,6 +43,9 @@ async def purge_endpoint(request: Request) -> Response:
             401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
         )
     master_path = request.path_params["path"]
+    if not (is_safe_relative(master_path) or master_path.startswith(("http://", "https://"))):
+        # What could never be a master (`../edge.toml`, hidden files, absolute paths): nothing to purge.
+        raise Problem(400, f"not a master path: {master_path!r}", {"option": "path"})
     removed = await services.purge(master_path)
     log.warning("purged %s: %s", master_path, removed)
     return JSONResponse({"master": master_path, "removed": removed}, headers={"Cache-Control": NO_STORE})

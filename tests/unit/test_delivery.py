@@ -180,6 +180,11 @@ def test_a_masters_stat_is_trusted_for_its_ttl_and_a_purge_forgets_it(tmp_path):
         assert purged.status_code == 200
         after = client.get(app.url("ttl.jpg", w=90, fm="jpeg"))
         assert after.headers["etag"] != first.headers["etag"] and after.content != first.content
+        for junk in ("%2E%2E/edge.toml", ".hidden.jpg", "a//b.jpg"):  # never a master: refused
+            refused = client.post(
+                app.base + "/admin/purge/" + junk, headers={"Authorization": "Bearer admin-token-0123456789"}
+            )
+            assert refused.status_code == 400 and refused.json()["option"] == "path", junk
 
 
 def test_an_expiring_url_is_never_fresh_in_any_cache_past_its_expiry(server: InProcess, http: httpx.Client):
