@@ -91,7 +91,10 @@ def test_built_sitemaps_are_served_with_validators(tmp_path: Path):
         timeout=120,
     )
     assert build.returncode == 0, build.stderr
-    srv = start_server(tmp_path, {"EDGE_SITEMAPS_DIR": str(out_dir)}, masters=masters)
+    # Under closed world: every URL a built sitemap lists must still answer (issue 14).
+    srv = start_server(
+        tmp_path, {"EDGE_SITEMAPS_DIR": str(out_dir), "EDGE_RULES_CLOSED_WORLD": "true"}, masters=masters
+    )
     try:
         index = httpx.get(srv.base + "/sitemaps/sitemap-index.xml")
         assert index.status_code == 200 and index.headers["content-type"].startswith("application/xml")
@@ -105,7 +108,7 @@ def test_built_sitemaps_are_served_with_validators(tmp_path: Path):
         }
         locs = [e.text for e in ET.fromstring(sitemap.content).findall(".//i:image/i:loc", ns)]
         assert len(locs) == 2 and all(loc.startswith("https://img.example.com/img/") for loc in locs)
-        # The image URLs the sitemap lists are accepted by the server that signed them.
+        # The image URLs the sitemap lists are accepted by the server that signed them, closed world and all.
         for loc in locs:
             assert httpx.get(srv.base + loc.removeprefix("https://img.example.com")).status_code == 200
         assert httpx.get(srv.base + "/sitemaps/../cli.py").status_code == 404
