@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, retry_soon
-from origin.core.formats import EncodeSettings, FormatSettings
+from origin.core.formats import FORMATS, EncodeSettings, FormatSettings
 from origin.core.keys import rendition_key
 from origin.core.limits import Limits
 from origin.core.master import MasterRecord
@@ -134,7 +134,19 @@ class Renderer:
         shared = f"decode={plan.decode_at[0]}x{plan.decode_at[1]}" if plan.decode_at else ""
         search = f"search={SEARCH_VERSION}" if plan.quality_target is not None else ""
         fingerprint = "|".join(filter(None, (self.fingerprint, SuperResPolicy.key_part(model), shared, search)))
-        return Job(record, plan, rendition_key(record.path, record.version, opts, fmt, fingerprint), model)
+        return Job(
+            record, plan, rendition_key(record.path, record.version, self._keyed(opts, fmt), fmt, fingerprint), model
+        )
+
+    def _keyed(self, opts: RenditionOptions, fmt: str) -> RenditionOptions:
+        """The options as the key sees them: a quality that changes nothing (a lossless format's,
+        or the format's own default spelled out) is dropped, so `fm=avif&q=50` and `fm=avif` are
+        one entry. Not under `auto_quality`, where no `q` means a searched one."""
+        if opts.q is None or not isinstance(opts.q, int):
+            return opts
+        if not FORMATS[fmt].lossy or (not self.formats.auto_quality and opts.q == self.formats.quality(fmt, opts.dpr)):
+            return replace(opts, q=None)
+        return opts
 
     async def render(self, job: Job) -> Made:
         started = time.perf_counter()

@@ -212,3 +212,12 @@ def test_until_expiry_keeps_the_shorter_freshness():
     assert until_expiry(IMMUTABLE, 1100, 1000.0) == "public, max-age=100"
     assert until_expiry(UNVERSIONED, 5000, 1000.0) == "public, max-age=300"
     assert until_expiry(UNVERSIONED, 900, 1000.0) == "public, max-age=0"
+
+
+def test_a_formats_default_quality_spelled_out_is_the_same_entry(server: InProcess, http: httpx.Client):
+    spelled = http.get(server.url(PHOTO, w=93, fm="avif", q=50))  # AVIF's default quality
+    implied = http.get(server.url(PHOTO, w=93, fm="avif"))
+    assert implied.headers["etag"] == spelled.headers["etag"] and "hit" in implied.headers["cache-status"]
+    assert http.get(server.url(PHOTO, w=93, fm="avif", q=51)).headers["etag"] != spelled.headers["etag"]
+    lossless = http.get(server.url(PHOTO, w=93, fm="png", q=10))  # PNG has no quality to choose
+    assert http.get(server.url(PHOTO, w=93, fm="png")).headers["etag"] == lossless.headers["etag"]
