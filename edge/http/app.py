@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from edge.access_log import AccessLog
 from edge.config import Config, load_config
 from edge.http import info, markup, ops, sitemaps
+from edge.http.compression import compressed
 from edge.http.images import ImagesFirst
 from edge.http.problems import EXCEPTION_HANDLERS
 from edge.logs import configure_logging
@@ -71,7 +72,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     )
     app.router.redirect_slashes = False  # an image origin has no use for slash redirects
     app.state.services = built
-    return AccessLog(ImagesFirst(app, built), built.metrics, enabled=config.server.access_log)
+    return AccessLog(ImagesFirst(compressed(app), built), built.metrics, enabled=config.server.access_log)
 
 
 async def _every_second(fn: Callable[[], None]) -> None:

@@ -43,9 +43,10 @@ def routes() -> list[Route]:
 
 
 def validated(request: Request, response: Response) -> Response:
-    """The response with a strong ETag of its body (the markup changes with the master's version
+    """The response with a weak ETag of its body (the markup changes with the master's version
     and the server's configuration), or a 304 with the same headers when the client has it."""
-    etag = '"' + blake3.blake3(response.body).hexdigest(length=16) + '"'
+    # Weak: the gzip and identity encodings of this body are one representation (edge.http.compression).
+    etag = 'W/"' + blake3.blake3(response.body).hexdigest(length=16) + '"'
     response.headers["ETag"] = etag
     if if_none_match(request.headers.get("if-none-match"), etag):
         kept = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}

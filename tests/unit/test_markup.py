@@ -508,7 +508,7 @@ def test_srcset_json_speaks_react_too_and_markup_endpoints_revalidate(client):
     ):
         first = client.get(path, params=params)
         etag = first.headers["etag"]
-        assert etag.startswith('"') and client.get(path, params=params).headers["etag"] == etag  # stable
+        assert etag.startswith(('"', 'W/"')) and client.get(path, params=params).headers["etag"] == etag  # stable
         again = client.get(path, params=params, headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b""
         assert again.headers["cache-control"] == first.headers["cache-control"] and again.headers["etag"] == etag
@@ -534,3 +534,18 @@ def test_srcset_json_carries_placeholders_and_html_paints_them_on_request(client
     assert img["style"].startswith(f"background: {placeholder['color']} url(data:image/webp;base64,")
     bad = client.get("/srcset/hero/rocket.jpg", params={"placeholder": "blur"})
     assert bad.status_code == 400 and bad.json()["option"] == "placeholder"
+
+
+def test_text_is_compressed_on_request_with_a_weak_etag_and_images_never(client):
+    zipped = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and "accept-encoding" in zipped.headers["vary"].lower()
+    assert zipped.headers["etag"].startswith('W/"') and zipped.json()["rule"] == "hero"  # httpx unpacks it
+    plain = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["etag"] == zipped.headers["etag"]
+    assert "accept-encoding" in plain.headers["vary"].lower()  # a cache must keep both apart
+    for etag in (zipped.headers["etag"], plain.headers["etag"]):  # either revalidates either way
+        again = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+        assert again.status_code == 304
+    doc = zipped.json()
+    image = client.get(doc["img"]["candidates"][0]["url"], headers={"Accept-Encoding": "gzip"})
+    assert image.status_code == 200 and "content-encoding" not in image.headers
