@@ -6,6 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from origin.core.errors import retry_soon
 from origin.core.paths import is_safe_relative
 from origin.masters.store import MasterInfo
 
@@ -30,14 +31,22 @@ class LocalMasterStore:
         real = self._resolve(path)
         if real is None:
             return None
-        st = real.stat()
+        try:
+            st = real.stat()
+        except OSError:  # removed since it was resolved: as missing as if it had never been
+            return None
         return MasterInfo(path, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
 
     async def read(self, info: MasterInfo) -> bytes:
+        """The master's bytes; a 503 with Retry-After when it was removed or replaced since its
+        stat (a master re-created during traffic is there again a moment later)."""
         real = self._resolve(info.path)
         if real is None:
-            raise FileNotFoundError(info.path)
-        return await asyncio.to_thread(real.read_bytes)
+            raise retry_soon(f"master {info.path!r} changed during the request; retry")
+        try:
+            return await asyncio.to_thread(real.read_bytes)
+        except OSError:
+            raise retry_soon(f"master {info.path!r} changed during the request; retry") from None
 
     async def ready(self) -> str | None:
         if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
