@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 from origin.core.errors import Problem
 from origin.core.master import MasterHeader
 from origin.core.request import RenditionOptions
-from rules.model import RuleSet
+from rules.model import Rule, RuleSet
 from rules.srcset import Capacity, plan
 
 PARAMETERS = frozenset({"rule", "w", "fm"})
@@ -50,13 +50,17 @@ def parse_keyless(query: str) -> Keyless | None:
     return Keyless(values["rule"], int(values["w"]), values.get("fm"))
 
 
-def declared_options(
-    request: Keyless, ruleset: RuleSet, master_path: str, header: MasterHeader, capacity: Capacity
-) -> RenditionOptions:
-    """The options of the declared rendition the keyless request names, or a 403."""
+def keyless_rule(request: Keyless, ruleset: RuleSet, master_path: str) -> Rule:
+    """The rule the request names, when it applies to this master; else a 403 (checked before the
+    master is looked up, so an unsigned request learns nothing of paths no rule covers)."""
     rule = ruleset.rule(request.rule)
     if rule is None or not rule.matches(master_path):
         raise refused(f"no rule {request.rule!r} applies to this master")
+    return rule
+
+
+def declared_options(request: Keyless, rule: Rule, header: MasterHeader, capacity: Capacity) -> RenditionOptions:
+    """The options of the declared rendition the keyless request names, or a 403."""
     try:
         rule_plan = plan(rule, header, capacity)
     except Problem:
@@ -72,10 +76,9 @@ def declared_options(
     raise refused(f"rule {request.rule!r} declares no {request.width} px rendition{fm} of this master")
 
 
-def renderable_count(ruleset: RuleSet, rule_name: str, headers: list[MasterHeader], capacity: Capacity) -> int:
+def renderable_count(rule: Rule, headers: list[MasterHeader], capacity: Capacity) -> int:
     """How many distinct renditions a rule declares over these masters (the keyless set's size,
     before format negotiation multiplies the <img> candidates by the formats clients take)."""
-    rule = ruleset.named(rule_name)
     total = 0
     for header in headers:
         try:

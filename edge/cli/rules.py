@@ -117,7 +117,7 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
             if not matched:
                 print(f"warning: {rule.source} rule {rule.name!r} matches no master in {args.masters}", file=sys.stderr)
                 continue
-            count = renderable_count(ruleset, rule.name, matched, capacity)
+            count = renderable_count(rule, matched, capacity)
             masters_text = f"{len(matched)} master{'s' * (len(matched) != 1)}"
             print(f"rule {rule.name!r}: {count} renditions of {masters_text} (what closed world renders)")
     return 0

@@ -35,7 +35,7 @@ from edge.services import Services
 from origin.core.errors import Problem
 from origin.core.formats import FORMATS
 from origin.core.memo import Memo
-from rules.keyless import declared_options, parse_keyless
+from rules.keyless import declared_options, keyless_rule, parse_keyless
 
 log = logging.getLogger("edge")
 
@@ -77,10 +77,9 @@ class ImagesFirst:
         closed_world = services.config.rules.closed_world
         keyless = parse_keyless(query) if closed_world else None
         if keyless is not None:  # rule=&w=[&fm=]: unsigned, for a rendition the rule declares
-            if not any(r.name == keyless.rule and r.matches(master_path) for r in services.rules.rules):
-                raise Problem(403, f"keyless URL refused: no rule {keyless.rule!r} applies to this master")
+            rule = keyless_rule(keyless, services.rules, master_path)
             record = await services.masters.lookup(master_path)
-            opts = declared_options(keyless, services.rules, master_path, record.header, services.capacity)
+            opts = declared_options(keyless, rule, record.header, services.capacity)
         else:
             opts = services.verified.options(master_path, query)  # 403 / 400, expiry included
             record = await services.masters.lookup(master_path)
