@@ -144,7 +144,7 @@ def _headers(config: Config, paths: list[str]) -> dict[str, MasterHeader]:
 
 
 def _markup(
-    args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER, placeholder: bool = False
+    args: argparse.Namespace, config: Config, alt: str = ALT_PLACEHOLDER, placeholder: bool = False, paint: bool = False
 ) -> tuple[Markup, Placeholder | None] | None:
     ruleset, _ = _load(args, config)
     if ruleset is None:
@@ -156,8 +156,8 @@ def _markup(
     if config.uses_dev_key:
         print("edge: warning: URLs signed with the built-in development key (set EDGE_KEYS)", file=sys.stderr)
     sign = Signer(config.signing_keys()).url_signer(args.base_url)
-    painted = _placeholder_once(config, rule, record) if placeholder else None
-    style = painted.css() if painted is not None and getattr(args, "placeholder", False) else None
+    painted = _placeholder_once(config, rule, record) if placeholder or paint else None
+    style = painted.css() if painted is not None and paint else None
     capacity = capacity_of(config)
     return build_markup(
         rule, args.master, record.header, record.short_version, sign, capacity, alt=alt, style=style
@@ -165,7 +165,7 @@ def _markup(
 
 
 def cmd_srcset(args: argparse.Namespace, config: Config) -> int:
-    made = _markup(args, config, args.alt, placeholder=args.format == "json" or args.placeholder)
+    made = _markup(args, config, args.alt, placeholder=args.format == "json", paint=args.placeholder)
     if made is None:
         return 1
     markup, painted = made

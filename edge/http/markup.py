@@ -66,7 +66,9 @@ async def _markup(
     alt: str = ALT_PLACEHOLDER,
     rule_and_master: tuple[str, str] | None = None,
     placeholder: bool = False,
+    paint: bool = False,
 ) -> tuple[Markup, Placeholder | None]:
+    """The markup (and, when asked, the placeholders; `paint`: also as the <img>'s style)."""
     services: Services = request.app.state.services
     ruleset = services.rules
     name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
@@ -78,8 +80,8 @@ async def _markup(
     if not BASE_URL.fullmatch(base_url):
         raise bad_option("base_url", "an http(s) origin with an optional path, like https://img.example.com", base_url)
     sign = services.signer.url_signer(base_url)
-    painted = await services.placeholders.get(rule, record) if placeholder else None
-    style = painted.css() if painted is not None and request.query_params.get("placeholder") == "style" else None
+    painted = await services.placeholders.get(rule, record) if placeholder or paint else None
+    style = painted.css() if painted is not None and paint else None
     markup = build_markup(
         rule, master, record.header, record.short_version, sign, services.capacity, alt=alt, style=style
     )
@@ -88,10 +90,10 @@ async def _markup(
 
 async def srcset_endpoint(request: Request) -> Response:
     fmt = _choice(request, "format", ("json", "html", "picture"))
-    _choice(request, "placeholder", ("none", "style"))
+    paint = _choice(request, "placeholder", ("none", "style")) == "style"
     # JSON always carries the placeholders; HTML paints them only when asked (?placeholder=style).
-    wanted = fmt == "json" or request.query_params.get("placeholder") == "style"
-    markup, painted = await _markup(request, request.query_params.get("alt", ALT_PLACEHOLDER), placeholder=wanted)
+    alt = request.query_params.get("alt", ALT_PLACEHOLDER)
+    markup, painted = await _markup(request, alt, placeholder=fmt == "json", paint=paint)
     headers = {"Cache-Control": CACHE_CONTROL}
     if fmt == "html":
         return validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
