@@ -36,11 +36,13 @@ class ClosedWorld:
         # (rule name, master header) -> declared shape keys. The header matters because a rule's
         # largest candidate is capped at what the master can give. One set lookup per request.
         self._declared: LRUCache[tuple[str, MasterHeader], frozenset[str]] = LRUCache(max_entries)
+        # master header -> the shape key of the master at its own size (planned once, like the rules')
+        self._own_size: LRUCache[MasterHeader, str] = LRUCache(max_entries)
 
     def allows(self, master_path: str, opts: RenditionOptions, header: MasterHeader) -> bool:
         """Whether some rule matching this master declares exactly this rendition."""
         wanted = shape_key(opts)
-        if wanted == shape_key(RenditionOptions(w=own_size_width(header.width, header.height, self.capacity.limits))):
+        if wanted == self._own_size_key(header):
             return True  # the master at its own size: what image sitemaps link
         for rule in self.ruleset.rules_for(master_path):
             key = (rule.name, header)
@@ -50,3 +52,10 @@ class ClosedWorld:
             if wanted in declared:
                 return True
         return False
+
+    def _own_size_key(self, header: MasterHeader) -> str:
+        own = self._own_size.get(header)
+        if own is None:
+            width = own_size_width(header.width, header.height, self.capacity.limits)
+            own = self._own_size[header] = shape_key(RenditionOptions(w=width))
+        return own
