@@ -142,7 +142,7 @@ class Renderer:
         """The options as the key sees them: a quality that changes nothing (a lossless format's,
         or the format's own default spelled out) is dropped, so `fm=avif&q=50` and `fm=avif` are
         one entry. Not under `auto_quality`, where no `q` means a searched one."""
-        if opts.q is None or not isinstance(opts.q, int):
+        if not isinstance(opts.q, int):  # none, or "auto"
             return opts
         if not FORMATS[fmt].lossy or (not self.formats.auto_quality and opts.q == self.formats.quality(fmt, opts.dpr)):
             return replace(opts, q=None)

@@ -72,9 +72,9 @@ def read_entry(path: str | Path, nowait: bool = False) -> tuple[Rendition | None
         if st.st_mtime < time.time() - TOUCH_AFTER_S:
             _touch(fd)
     except OSError as e:
-        if isinstance(e, (BlockingIOError, WouldBlock)) or e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
-            if nowait:
-                raise WouldBlock() from None
+        # EAGAIN: not all in the page cache; EOPNOTSUPP/EINVAL: this filesystem cannot tell.
+        if nowait and (isinstance(e, BlockingIOError) or e.errno in (errno.EOPNOTSUPP, errno.EINVAL)):
+            raise WouldBlock() from None
         return None, False
     finally:
         os.close(fd)

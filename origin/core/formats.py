@@ -186,10 +186,6 @@ class FormatSettings:
             if not 10 <= getattr(self, name) <= 95:
                 raise ValueError(f"{name} must be 10..95 (SSIMULACRA2), got {getattr(self, name)}")
 
-    def qualities(self) -> dict[str, int]:
-        """The quality for each lossy format when the URL gives none (dpr below 2)."""
-        return {f.name: getattr(self, f"{f.name}_quality", f.default_quality) for f in FORMATS.values() if f.lossy}
-
     def quality(self, fmt: str, dpr: float = 1.0) -> int:
         if not FORMATS[fmt].lossy:
             return FORMATS[fmt].default_quality
