@@ -241,15 +241,15 @@ def _nul_padding(data: bytes, pos: int) -> bool:
 
 def _filter_iim(iim: bytes) -> bytes | None:
     datasets = list(_iim_datasets(iim))
-    kept = [raw for key, raw in datasets if key in IIM_KEEP]
+    kept = [raw for key, raw, _ in datasets if key in IIM_KEEP]
     if not kept:
         return None
-    charset = [raw for key, raw in datasets if key == IIM_CHARSET][:1]
+    charset = [raw for key, raw, _ in datasets if key == IIM_CHARSET][:1]
     return b"".join(charset + kept)  # record 1 before record 2, as IIM requires
 
 
-def _iim_datasets(iim: bytes) -> Iterator[tuple[tuple[int, int], bytes]]:
-    """(record, dataset) and the raw bytes, header included, of each IIM dataset."""
+def _iim_datasets(iim: bytes) -> Iterator[tuple[tuple[int, int], bytes, bytes]]:
+    """(record, dataset), the raw bytes (header included) and the value of each IIM dataset."""
     pos = 0
     while pos < len(iim) and not _nul_padding(iim, pos):
         start = pos
@@ -266,7 +266,7 @@ def _iim_datasets(iim: bytes) -> Iterator[tuple[tuple[int, int], bytes]]:
         if pos + size > len(iim):
             raise ValueError("truncated dataset")
         pos += size
-        yield (record, number), iim[start:pos]
+        yield (record, number), iim[start:pos], iim[pos - size : pos]
 
 
 # ------------------------------------------------------------------------------------ the image
@@ -340,11 +340,10 @@ def rights_of(image: pyvips.Image) -> dict[str, str]:
     iptc = filter_iptc(_blob(image, "iptc-data"))
     if iptc:
         try:
-            for key, raw in _iim_datasets(b"".join(_iim_resources(iptc[len(PHOTOSHOP) :]))):
+            for key, _raw, data in _iim_datasets(b"".join(_iim_resources(iptc[len(PHOTOSHOP) :]))):
                 if key in IIM_NAMES:
-                    header = 5 + ((raw[3] << 8 | raw[4]) & 0x7FFF if raw[3] & 0x80 else 0)
-                    found[f"iptc:{IIM_NAMES[key]}"] = raw[header:].decode("utf-8", "replace")[:MAX_TEXT]
-        except (struct.error, ValueError, IndexError):
+                    found[f"iptc:{IIM_NAMES[key]}"] = data.decode("utf-8", "replace")[:MAX_TEXT]
+        except (struct.error, ValueError):
             pass
     return found
 
