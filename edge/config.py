@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edge.client_hints import ClientHintsSettings
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
 from origin.core.limits import Limits
@@ -123,6 +124,7 @@ class Config:
     rules: RulesSettings = field(default_factory=RulesSettings)
     sitemaps: SitemapsSettings = field(default_factory=SitemapsSettings)
     superres: SuperResSettings = field(default_factory=SuperResSettings)
+    client_hints: ClientHintsSettings = field(default_factory=ClientHintsSettings)
 
     @property
     def rules_dir(self) -> Path:
@@ -215,9 +217,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             section, name = SHORT_ENV[var]
         elif var.startswith("EDGE_") and var != "EDGE_CONFIG":
             rest = var[5:].lower()
-            section, _, name = rest.partition("_")
-            if not hasattr(config, section) or not is_dataclass(getattr(config, section)):
+            # Section names may hold "_" themselves (client_hints): the longest that fits wins.
+            fits = [f.name for f in fields(config) if rest.startswith(f.name + "_")]
+            if not fits:
                 continue
+            section = max(fits, key=len)
+            name = rest[len(section) + 1 :]
         else:
             continue
         by_section.setdefault(section, {})[name] = value

@@ -16,8 +16,9 @@ import logging
 import time
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge.client_hints import ACCEPT_CH, parse_hints, refine, vary_names
 from edge.headers import (
     VersionState,
     cache_control,
@@ -51,9 +52,13 @@ class ImagesFirst:
         self.services = services
         # The headers that depend only on the rendition's key and the URL's version state, made
         # once per entry rather than once per hit.
-        self._fixed: Memo[tuple[str, VersionState, bool], list[Header]] = Memo(4096)
+        self._fixed: Memo[tuple[str, VersionState, bytes], list[Header]] = Memo(4096)
+        # Under closed world hints are not applied: they would make renditions no rule declares.
+        self.hints = services.config.client_hints.enabled and not services.config.rules.closed_world
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hints:
+            send = asking_for_hints(send)
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
@@ -98,10 +103,14 @@ class ImagesFirst:
             if negotiated
             else opts.fm
         )
+        vary = [b"Accept"] if negotiated else []
+        if opts.ch and self.hints:
+            vary += [name.encode() for name in vary_names(opts)]
+            opts = refine(opts, parse_hints(scope["headers"]), fmt, services.config.client_hints)
         job = services.renditions.job(record, opts, fmt)
         state = version_state(opts.v, record.version)
         etag = strong_etag(job.key)
-        fixed = self.fixed(job.key, state, negotiated)
+        fixed = self.fixed(job.key, state, b", ".join(vary))
         if opts.exp is not None:  # an expiring URL: no cache may keep it fresh past its expiry
             expiring = until_expiry(cache_control(state), opts.exp, time.time()).encode()
             fixed = [(b"cache-control", expiring) if name == b"cache-control" else (name, v) for name, v in fixed]
@@ -130,19 +139,30 @@ class ImagesFirst:
         ]
         return 200, headers, rendition.body
 
-    def fixed(self, key: str, state: VersionState, negotiated: bool) -> list[Header]:
+    def fixed(self, key: str, state: VersionState, vary: bytes) -> list[Header]:
         """ETag, Cache-Control, Vary and the constant headers of one rendition (also a 304's)."""
-        made = self._fixed.get((key, state, negotiated))
+        made = self._fixed.get((key, state, vary))
         if made is None:
             made = [
                 (b"etag", strong_etag(key).encode()),
                 (b"cache-control", cache_control(state).encode()),
                 (b"timing-allow-origin", b"*"),
                 (b"x-content-type-options", b"nosniff"),
-                *([(b"vary", b"Accept")] if negotiated else []),
+                *([(b"vary", vary)] if vary else []),
             ]
-            self._fixed[(key, state, negotiated)] = made
+            self._fixed[(key, state, vary)] = made
         return made
+
+
+def asking_for_hints(send: Send) -> Send:
+    """`send` with `Accept-CH` added to the response's headers (client hints on)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"accept-ch", ACCEPT_CH.encode())]}
+        await send(message)
+
+    return sending
 
 
 def status_of(outcome: Outcome) -> str:

@@ -23,6 +23,8 @@ FITS = ("cover", "contain", "fill", "inside", "outside")
 COMPASS_GRAVITIES = ("center", "n", "s", "e", "w", "ne", "nw", "se", "sw")
 GRAVITIES = (*COMPASS_GRAVITIES, "smart", "focal")
 FORMATS = ("auto", *FORMAT_NAMES)
+# The client hints a URL lets refine it (`ch=dpr,width`); edge.client_hints applies them.
+HINTS = ("dpr", "save-data", "width")
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,14 @@ class RenditionOptions:
     kid: str | None = None
     # A rendering option again (after the others, so positional construction of those stays valid).
     max_bytes: int | None = None  # the body may be at most this long: the best quality that fits
+    # Client hints this URL may be refined by ("dpr,width": sorted, comma-separated). Not a
+    # rendering option itself: the edge turns the hints into w, h, dpr and q before rendering.
+    ch: str | None = None
 
 
 DEFAULTS = RenditionOptions()
 # Options that change only which URL is valid, not the pixels: left out of rendition keys.
-NON_RENDERING = frozenset({"v", "exp", "kid"})
+NON_RENDERING = frozenset({"v", "exp", "kid", "ch"})
 
 _INT = re.compile(r"[0-9]{1,12}")
 _DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")
@@ -113,6 +118,13 @@ def _crop(name: str, raw: str) -> Crop:
     return Crop(x, y, w, h)
 
 
+def _hints(name: str, raw: str) -> str:
+    names = raw.split(",")
+    if not raw or any(n not in HINTS for n in names):
+        raise bad_option(name, "a comma-separated list of " + ", ".join(HINTS), raw)
+    return ",".join(sorted(set(names)))
+
+
 def _hex_version(name: str, raw: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{8,64}", raw):
         raise bad_option(name, "a lowercase hex version hash of 8..64 digits", raw)
@@ -145,6 +157,7 @@ OPTIONS: dict[str, Option] = {
         _int_in(MIN_BYTES, MAX_BYTES), f"largest body in bytes, {MIN_BYTES}..{MAX_BYTES}: the best quality that fits"
     ),
     "fm": Option(_one_of(FORMATS), ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]),
+    "ch": Option(_hints, "client hints that may refine it: dpr, width, save-data (comma-separated)"),
     "v": Option(_hex_version, "the master's version hash"),
     "exp": Option(_int_in(0, 10**12 - 1), "unix time after which the URL is refused"),
     "kid": Option(_key_id, "id of the signing key (default: the first key)"),

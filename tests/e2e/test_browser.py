@@ -41,7 +41,8 @@ HERO = ("hero", "seeding_dandelions.jpg")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("browser")
     shutil.copytree(DEMO_MASTERS, tmp / "masters")
-    srv = start_server(tmp, {"EDGE_RULES_PREVIEW": "true"}, masters=tmp / "masters")
+    env = {"EDGE_RULES_PREVIEW": "true", "EDGE_CLIENT_HINTS_ENABLED": "true"}
+    srv = start_server(tmp, env, masters=tmp / "masters")
     yield srv
     stop_server(srv)
 
@@ -161,6 +162,33 @@ def test_picture_switches_crops_by_breakpoint_and_takes_the_avif_source(demo: Se
             ratio = int(option(current, "h")) / int(option(current, "w"))
             assert abs(ratio - aspect) < 0.02, (width, dpr, current)
             assert requests == [current], (width, dpr, requests)  # the matching preload was used
+
+
+def test_a_plain_img_src_that_asks_for_client_hints_gets_the_screens_pixels(demo: Server, browser, pages: Pages):
+    # One URL for every screen (no srcset): the page delegates the hints to the image origin, as
+    # a site must for a CDN on another host, and the browser's DPR and layout width size it.
+    origin = demo.base
+    head = f'<meta http-equiv="delegate-ch" content="sec-ch-dpr {origin}; sec-ch-width {origin}">'
+    src = demo.url(HERO[1], w=300, ch="dpr")
+    sized = demo.url(HERO[1], w=300, ch="dpr,width")
+    url = pages.add(
+        "/hints",
+        head,
+        f'<img id="dpr" src="{src}" width="300"><img id="width" src="{sized}" sizes="250px" width="250">',
+    )
+    for dpr in (1, 3):
+        context = browser.new_context(device_scale_factor=dpr, viewport={"width": 800, "height": 900})
+        page = context.new_page()
+        varies: list[str | None] = []
+        page.on("response", lambda r, seen=varies: seen.append(r.headers.get("vary")) if "/img/" in r.url else None)
+        page.goto(url)
+        page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        context.close()
+        # 300 CSS px at the screen's DPR; the width hint (250 CSS px) rounded up to 100 device px
+        # (at 3x: 800, as w=267 dpr=3, so 801).
+        assert widths == [300 * dpr, {1: 300, 3: 801}[dpr]], dpr
+        assert sorted(varies) == ["Accept, Sec-CH-DPR", "Accept, Sec-CH-DPR, Sec-CH-Width"]
 
 
 def test_preview_page_shows_every_rendition(demo: Server, browser):
