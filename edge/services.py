@@ -230,6 +230,31 @@ def load_rule_set(config: Config) -> RuleSet:
         raise ConfigError(f"rules in {config.rules_dir} are invalid:\n  {listing}") from None
 
 
+def survey_masters(config: Config, paths: list[str], *, stop_at_first: bool = False) -> list[MasterRecord | Problem]:
+    """Each master's record, or the Problem that keeps it from being served (415, 422...), in
+    order; with `stop_at_first`, up to the first servable one. For CLI commands: a masters folder
+    is user data and may hold anything (notes, manifests, bombs)."""
+
+    async def survey() -> list[MasterRecord | Problem]:
+        store = master_store(config)
+        index = MasterIndex(store, config.limits)
+        out: list[MasterRecord | Problem] = []
+        try:
+            for path in paths:
+                try:
+                    out.append(await index.lookup(path))
+                except Problem as problem:
+                    out.append(problem)
+                    continue
+                if stop_at_first:
+                    break
+        finally:
+            await store.close()
+        return out
+
+    return asyncio.run(survey())
+
+
 def lookup_master(config: Config, path: str) -> MasterRecord:
     """One master's record through the configured store (for CLI commands; raises Problem)."""
 

@@ -8,6 +8,7 @@ and is called with the configuration main() loaded from --config, the environmen
     sitemap build                  edge.cli.sitemaps
     models list, models add        edge.cli.models
     deploy nginx                   edge.cli.deploy
+    masters check                  edge.cli.masters
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import caches, deploy, models, rules, serve, sign, sitemaps
+from edge.cli import caches, deploy, masters, models, rules, serve, sign, sitemaps
 from edge.cli.common import config_from_args
 from edge.config import ConfigError
 from origin.core.errors import Problem
 
-GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy]  # modules with register(subparsers)
+GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy, masters]  # modules with register(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

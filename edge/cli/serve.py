@@ -13,11 +13,14 @@ from edge.cli.common import add_common
 from edge.config import Config
 from edge.http.app import WORKER_PROCESSES, create_app
 from edge.logs import configure_logging
-from edge.services import build_services, load_rule_set, lookup_master
+from edge.services import build_services, load_rule_set, survey_masters
 from edge.signing import Signer
 from origin.core.concurrency import cpu_count
+from origin.core.master import MasterRecord
 from origin.core.request import RenditionOptions
 from origin.masters.local import LocalMasterStore
+
+SAMPLE_TRIES = 20  # files looked at for the "Try:" URL at start-up
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,12 +45,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     load_rule_set(config)  # invalid rules stop here, with every error listed, before any worker starts
     signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"
-    examples = [] if config.masters_in_s3 else LocalMasterStore(config.masters_dir).list()[:1]
     print(f"edge-image-cdn: masters in {config.masters_dir}, {workers} worker process(es)", file=sys.stderr)
-    for path in examples:
-        record = lookup_master(config, path)
-        opts = RenditionOptions(w=640, dpr=2, v=record.short_version)
-        print(f"Try: {base}{signer.sign_url(path, opts)}", file=sys.stderr)
+    if not config.masters_in_s3:
+        print(_sample_url(config, signer, base), file=sys.stderr)
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
     run = {"host": config.server.host, "port": config.server.port, "log_level": "info", "access_log": False}
     if workers == 1:
@@ -59,6 +59,20 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
     uvicorn.run("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
     return 0
+
+
+def _sample_url(config: Config, signer: Signer, base: str) -> str:
+    """A signed URL for the first servable master among the first few, or why there is none (the
+    folder may hold anything: start-up never depends on what it holds)."""
+    paths = LocalMasterStore(config.masters_dir).list()[:SAMPLE_TRIES]
+    surveyed = survey_masters(config, paths, stop_at_first=True)
+    for path, record in zip(paths, surveyed, strict=False):
+        if isinstance(record, MasterRecord):
+            opts = RenditionOptions(w=640, dpr=2, v=record.short_version)
+            return f"Try: {base}{signer.sign_url(path, opts)}"
+    if not paths:
+        return "No masters yet: add images to the masters directory."
+    return f"No servable master among the first {len(paths)} files; `edge masters check` says why for each."
 
 
 def _hand_over(args: argparse.Namespace) -> None:

@@ -1,0 +1,66 @@
+"""A masters folder is user data: the server starts whatever it holds, and says on request what
+cannot be served (`edge masters check`), never by dying at start."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from tests.support.cli import edge
+from tests.support.corpus import CORPUS
+from tests.support.server import start_server, stop_server
+
+PHOTO = "flower_640x427.jpg"
+
+
+def hostile_folder(root: Path, with_photo: bool = True) -> Path:
+    """Files that sort before any photo: notes, a manifest, an empty file, a bomb, a lie."""
+    root.mkdir()
+    (root / "00-notes.md").write_text("# shoot notes\n")
+    (root / "MANIFEST.tsv").write_text("path\tcredit\n")
+    (root / "README.txt").write_text("masters for the spring campaign\n")
+    shutil.copy(CORPUS / "bomb_30000x30000_rgb8.png", root / "a-bomb.png")
+    shutil.copy(CORPUS / "empty_0_bytes.jpg", root / "b-empty.jpg")
+    shutil.copy(CORPUS / "random_4096_bytes.jpg", root / "c-random.jpg")
+    if with_photo:
+        shutil.copy(CORPUS / PHOTO, root / f"z-{PHOTO}")
+    return root
+
+
+def test_the_server_starts_on_a_folder_whose_first_files_are_not_images(tmp_path: Path):
+    masters = hostile_folder(tmp_path / "masters")
+    server = start_server(tmp_path, masters=masters)
+    try:
+        log = server.log()
+        # The sample URL names the first servable master, and it works.
+        match = re.search(r"Try: (http://\S+)", log)
+        assert match and f"z-{PHOTO}" in match.group(1), log
+        assert server.get(match.group(1)).status_code == 200
+        assert server.get(server.url("README.txt")).status_code == 415
+        assert server.get(server.url("a-bomb.png")).status_code in (413, 422)
+    finally:
+        stop_server(server)
+
+
+def test_the_server_starts_when_nothing_in_the_folder_can_be_served(tmp_path: Path):
+    masters = hostile_folder(tmp_path / "masters", with_photo=False)
+    server = start_server(tmp_path, masters=masters)
+    try:
+        assert "edge masters check" in server.log() and "Try:" not in server.log()
+        assert server.get(server.base + "/healthz").status_code == 200
+    finally:
+        stop_server(server)
+
+
+def test_masters_check_reports_each_file_and_fails_when_some_cannot_be_served(tmp_path: Path):
+    masters = hostile_folder(tmp_path / "masters")
+    out = edge("masters", "check", "--masters", str(masters))
+    assert out.returncode == 1, out.stderr
+    by_path = {path: status for status, path, *_ in (line.split() for line in out.stdout.splitlines()[:-1])}
+    assert by_path[f"z-{PHOTO}"] == "ok" and f"z-{PHOTO}  640x427 jpeg" in out.stdout
+    assert by_path["README.txt"] == "415" and by_path["b-empty.jpg"] == "415"
+    assert by_path["a-bomb.png"] in ("413", "422")
+    assert out.stdout.splitlines()[-1] == "7 file(s): 1 servable, 6 not"
+    ok = edge("masters", "check", "--masters", str(masters), f"z-{PHOTO}")
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "1 file(s): 1 servable, 0 not"
