@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.client_hints import ACCEPT_CH, parse_hints, refine, vary_names
+from edge.conditional import NONE, UNSATISFIABLE, ByteRange, byte_range, conditions_of, precondition
 from edge.headers import (
     VersionState,
     cache_control,
     cache_status,
-    if_none_match,
     server_timing,
     strong_etag,
     until_expiry,
@@ -33,6 +33,7 @@ from edge.http.problems import problem_headers, problem_json
 from edge.negotiation import negotiate_format
 from edge.renditions import Outcome
 from edge.services import Services
+from origin.core.dates import http_date
 from origin.core.errors import Problem
 from origin.core.formats import FORMATS
 from origin.core.memo import Memo
@@ -52,7 +53,7 @@ class ImagesFirst:
         self.services = services
         # The headers that depend only on the rendition's key and the URL's version state, made
         # once per entry rather than once per hit.
-        self._fixed: Memo[tuple[str, VersionState, bytes], list[Header]] = Memo(4096)
+        self._fixed: Memo[tuple[str, VersionState, bytes, float | None], list[Header]] = Memo(4096)
         # Under closed world hints are not applied: they would make renditions no rule declares.
         self.hints = services.config.client_hints.enabled and not services.config.rules.closed_world
 
@@ -91,7 +92,7 @@ class ImagesFirst:
             if closed_world and not services.closed_world.allows(master_path, opts, record.header):
                 raise Problem(403, "closed world: no rule declares this rendition of this master")
 
-        accept, if_none = request_headers(scope["headers"])
+        accept, conditions = first_accept(scope["headers"]), conditions_of(scope["headers"])
         negotiated = opts.fm == "auto"
         fmt = (
             negotiate_format(
@@ -110,21 +111,30 @@ class ImagesFirst:
         job = services.renditions.job(record, opts, fmt)
         state = version_state(opts.v, record.version)
         etag = strong_etag(job.key)
-        fixed = self.fixed(job.key, state, b", ".join(vary))
+        modified = record.info.modified
+        fixed = self.fixed(job.key, state, b", ".join(vary), modified)
         if opts.exp is not None:  # an expiring URL: no cache may keep it fresh past its expiry
             expiring = until_expiry(cache_control(state), opts.exp, time.time()).encode()
             fixed = [(b"cache-control", expiring) if name == b"cache-control" else (name, v) for name, v in fixed]
-        if if_none_match(if_none, etag):
-            return 304, fixed, b""
+        if conditions is not NONE:
+            verdict = precondition(conditions, etag, modified)
+            if verdict == 412:
+                raise Problem(
+                    412, "precondition failed: the rendition is not the one If-Match or If-Unmodified-Since names"
+                )
+            if verdict == 304:
+                return 304, fixed, b""
 
         outcome = await services.renditions.get(job)
         scope.setdefault("state", {})["outcome"] = outcome
         rendition = outcome.rendition
+        served_etag = etag
         if outcome.interim:
             # A Lanczos stand-in while a model makes the real one: no shared cache may keep it, and a
             # browser asks again (its ETag will not match) and gets the upgrade once it exists.
+            served_etag = strong_etag(job.key + "-interim")
             headers = [
-                (b"etag", strong_etag(job.key + "-interim").encode()),
+                (b"etag", served_etag.encode()),
                 (b"cache-control", b"private, no-cache"),
                 *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
             ]
@@ -132,25 +142,40 @@ class ImagesFirst:
             headers = list(fixed)
         headers += [
             (b"content-type", FORMATS[rendition.format].mime.encode()),
-            (b"content-length", str(len(rendition.body)).encode()),
             (b"cache-status", status_of(outcome).encode()),
             (b"server-timing", server_timing(outcome.timings).encode("latin-1", "replace")),
             (b"x-upscale", rendition.upscale.encode()),
         ]
-        return 200, headers, rendition.body
+        body = rendition.body
+        if conditions.range is not None and scope["method"] == "GET":
+            wanted = byte_range(conditions, served_etag, modified, len(body))
+            if wanted == UNSATISFIABLE:
+                headers = [h for h in headers if h[0] != b"content-type"]
+                return (
+                    416,
+                    [*headers, (b"content-range", f"bytes */{len(body)}".encode()), (b"content-length", b"0")],
+                    b"",
+                )
+            if isinstance(wanted, ByteRange):
+                part = body[wanted.start : wanted.end + 1]
+                headers += [(b"content-range", wanted.content_range(len(body)).encode())]
+                return 206, [*headers, (b"content-length", str(len(part)).encode())], part
+        return 200, [*headers, (b"content-length", str(len(body)).encode())], body
 
-    def fixed(self, key: str, state: VersionState, vary: bytes) -> list[Header]:
+    def fixed(self, key: str, state: VersionState, vary: bytes, modified: float | None) -> list[Header]:
         """ETag, Cache-Control, Vary and the constant headers of one rendition (also a 304's)."""
-        made = self._fixed.get((key, state, vary))
+        made = self._fixed.get((key, state, vary, modified))
         if made is None:
             made = [
                 (b"etag", strong_etag(key).encode()),
                 (b"cache-control", cache_control(state).encode()),
+                *([(b"last-modified", http_date(modified).encode())] if modified is not None else []),
+                (b"accept-ranges", b"bytes"),
                 (b"timing-allow-origin", b"*"),
                 (b"x-content-type-options", b"nosniff"),
                 *([(b"vary", vary)] if vary else []),
             ]
-            self._fixed[(key, state, vary)] = made
+            self._fixed[(key, state, vary, modified)] = made
         return made
 
 
@@ -169,15 +194,9 @@ def status_of(outcome: Outcome) -> str:
     return cache_status(outcome.lookups, stored=outcome.stored, collapsed=outcome.collapsed)
 
 
-def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """The first Accept and If-None-Match of a request (ASGI header names are lower case)."""
-    accept = if_none = None
-    for name, value in headers:
-        if name == b"accept" and accept is None:
-            accept = value.decode("latin-1")
-        elif name == b"if-none-match" and if_none is None:
-            if_none = value.decode("latin-1")
-    return accept, if_none
+def first_accept(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The first Accept of a request (ASGI header names are lower case)."""
+    return next((value.decode("latin-1") for name, value in headers if name == b"accept"), None)
 
 
 def problem_parts(problem: Problem, path: str) -> tuple[int, list[Header], bytes]:

@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from edge.headers import if_none_match, strong_etag
+from edge.conditional import conditions_of, precondition
+from edge.headers import strong_etag
+from origin.core.dates import http_date
 from origin.core.errors import Problem
 from sitemaps.build import URL_PATH, is_sitemap_file
 
@@ -83,9 +85,19 @@ class SitemapFiles:
             etag = self._etags.get(identity)
             if etag is None:
                 etag = self._etags[identity] = strong_etag(await run_in_threadpool(_digest, f.fileno()))
-            headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
-            if if_none_match(request.headers.get("if-none-match"), etag):
+            headers = {
+                "ETag": etag,
+                "Last-Modified": http_date(st.st_mtime),
+                "Cache-Control": CACHE_CONTROL,
+                "X-Content-Type-Options": "nosniff",
+            }
+            verdict = precondition(conditions_of(request.headers.raw), etag, st.st_mtime)
+            if verdict is not None:
                 f.close()
+                if verdict == 412:
+                    raise Problem(
+                        412, "precondition failed: the sitemap is not the one If-Match or If-Unmodified-Since names"
+                    )
                 return Response(status_code=304, headers=headers)
             headers["Content-Length"] = str(st.st_size)
             if request.method == "HEAD":

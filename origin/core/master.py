@@ -37,6 +37,9 @@ class MasterInfo:
     size: int
     # Changes whenever the bytes may have changed: the key for cached version hashes.
     identity: str
+    # When the bytes last changed (unix seconds), as the store says; None when it does not say.
+    # Renditions carry it as Last-Modified.
+    modified: float | None = None
 
 
 @dataclass(frozen=True)

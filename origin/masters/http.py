@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from origin.core.dates import parse_http_date
 from origin.core.errors import Problem
 from origin.masters.store import MasterInfo
 
@@ -192,7 +193,8 @@ class HttpMasterStore:
             raise Problem(502, f"master host answered {response.status_code}")
         validator = response.headers.get("etag") or response.headers.get("last-modified")
         identity = validator or f"unvalidated-{int(time.time() // UNVALIDATED_TTL_S)}"
-        return MasterInfo(path, int(response.headers.get("content-length", 0)), identity)
+        size = int(response.headers.get("content-length", 0))
+        return MasterInfo(path, size, identity, parse_http_date(response.headers.get("last-modified")))
 
     async def read(self, info: MasterInfo) -> bytes:
         response = await self._request("GET", info.path)

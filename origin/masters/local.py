@@ -35,7 +35,7 @@ class LocalMasterStore:
             st = real.stat()
         except OSError:  # removed since it was resolved: as missing as if it had never been
             return None
-        return MasterInfo(path, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        return MasterInfo(path, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}", st.st_mtime)
 
     async def read(self, info: MasterInfo) -> bytes:
         """The master's bytes; a 503 with Retry-After when it was removed or replaced since its

@@ -125,7 +125,8 @@ class S3MasterStore:
             raise _store_error(e, "looking up a master") from None
         except TRANSPORT_ERRORS as e:
             raise _store_error(e, "looking up a master") from None
-        return MasterInfo(path, int(head["ContentLength"]), head["ETag"])
+        modified = head.get("LastModified")
+        return MasterInfo(path, int(head["ContentLength"]), head["ETag"], modified.timestamp() if modified else None)
 
     async def read(self, info: MasterInfo) -> bytes:
         try:
