@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 import blake3
 
-from sitemaps.pages import Page, absolute_url
+from sitemaps.pages import Page, absolute_url, uri_escape
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 IMAGE_NS = "http://www.google.com/schemas/sitemap-image/1.1"
@@ -93,6 +93,7 @@ class BuildReport:
     images: int = 0  # <image:image> written
     images_dropped: int = 0  # past the per-page limit
     images_unavailable: int = 0  # image_url raised ImageUnavailable (missing master, ...)
+    rows_skipped: int = 0  # manifest rows in error, reported and left out (set by the caller that read them)
     index_url: str = ""
     warnings: list[str] = field(default_factory=list)  # distinct, at most MAX_WARNINGS
     warnings_not_shown: int = 0
@@ -119,6 +120,8 @@ class BuildReport:
             lines.append(f"dropped: {self.images_dropped} images past {MAX_IMAGES_PER_PAGE} on a page")
         if self.images_unavailable:
             lines.append(f"skipped: {self.images_unavailable} images whose master is missing or refused")
+        if self.rows_skipped:
+            lines.append(f"skipped: {self.rows_skipped} manifest rows in error (listed above)")
         return "\n".join(lines)
 
 
@@ -217,8 +220,10 @@ def url_entry(page: Page, image_url: ImageURL, max_images: int, report: BuildRep
             report.warn(f"image left out: {e} (first on {page.loc})", key=str(e))
     report.images += len(locs)
     parts = ["<url><loc>", xml_escape(page.loc), "</loc>"]
+    if page.lastmod:
+        parts += ("<lastmod>", page.lastmod, "</lastmod>")
     for loc in locs:
-        parts += ("<image:image><image:loc>", xml_escape(loc), "</image:loc></image:image>")
+        parts += ("<image:image><image:loc>", xml_escape(uri_escape(loc)), "</image:loc></image:image>")
     parts.append("</url>\n")
     return "".join(parts).encode()
 

@@ -1,11 +1,12 @@
 """Pages manifests: which page shows which masters, read as a stream of pages.
 
-A manifest is CSV (header `page,master`, optional `rule` column), JSON Lines, a JSON array, or YAML.
-JSON and YAML rows are `{page, master}` or `{page, masters: [...]}`, each with an optional `rule`.
+A manifest is CSV (header `page,master`, optional `rule` and `lastmod` columns), JSON Lines, a
+JSON array, or YAML. JSON and YAML rows are `{page, master}` or `{page, masters: [...]}`, each with
+an optional `rule` and `lastmod` (a W3C datetime: `2026-11-30` or `2026-11-30T08:15:00+01:00`).
 
-    page,master,rule
-    https://shop.example/boots,products/boot-1.jpg,product
-    https://shop.example/boots,products/boot-2.jpg,product
+    page,master,rule,lastmod
+    https://shop.example/boots,products/boot-1.jpg,product,2026-11-30
+    https://shop.example/boots,products/boot-2.jpg,product,2026-11-30
 
 Rows are yielded as `Page`s in input order, adjacent rows of one page merged into one (duplicates
 dropped). A page whose rows are not adjacent comes out once per run of rows: merging those would
@@ -15,7 +16,11 @@ CSV, JSON Lines and JSON arrays are streamed: memory holds one page, whatever th
 YAML is parsed whole (PyYAML has no streaming constructor), so it suits manifests of up to about a
 hundred thousand rows; use CSV or JSON Lines beyond that.
 
-Every error names the file and line: `pages.csv:12: master is empty`.
+Every error names the file and line: `pages.csv:12: master is empty`. An error in one row (a
+page that is not an absolute URL, a row with no master, a JSON Lines line that does not parse) is
+a `RowError`: with `on_bad_row`, the row is handed to it and skipped, so one bad row does not stop
+a build; without, it is raised like an error in the file itself (a bad header, broken JSON or
+YAML), which always is.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -34,17 +39,28 @@ import yaml
 from origin.core.paths import is_safe_relative
 
 MAX_URL_CHARS = 2047  # the sitemap protocol: a <loc> is "less than 2,048 characters"
-CSV_COLUMNS = ("page", "master", "rule")
-ROW_KEYS = ("page", "master", "masters", "rule")
+CSV_COLUMNS = ("page", "master", "rule", "lastmod")
+ROW_KEYS = ("page", "master", "masters", "rule", "lastmod")
 JSON_CHUNK = 1 << 16
 MAX_JSON_ROW_CHARS = 16 << 20  # a row bigger than this is taken to be malformed, not read on forever
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
-_BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")  # whitespace (Unicode's too) and control characters
+_BAD_URL_CHAR = re.compile(r"[\x00-\x1f\x7f]")  # control characters (a tab or line break in a URL)
+# Characters RFC 3986 allows nowhere in a URI, percent-encoded in <loc>; `%` stays (already encoded).
+_NOT_IN_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&\'()*+,;=%]")
+# W3C datetime (the sitemap protocol's <lastmod>): a date, or a date and time with a time zone.
+_W3C_DATETIME = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?")
 
 
 class PagesError(ValueError):
     """A manifest that cannot be read; the message starts with `file:line:`."""
+
+
+class RowError(PagesError):
+    """One row that cannot be used; the rest of the manifest can."""
+
+
+OnBadRow = Callable[[RowError], None] | None
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class Page:
     loc: str  # absolute URL, non-ASCII characters percent-encoded
     images: tuple[ImageRef, ...]
     line: int  # where the page's first row is in the manifest
+    lastmod: str | None = None  # W3C datetime, from the manifest (the first row of the page that has one)
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ class Row:
     page: str
     masters: tuple[str, ...]
     rule: str | None
+    lastmod: str | None = None
 
 
 def absolute_url(raw: str, what: str = "page") -> str:
@@ -77,12 +95,12 @@ def absolute_url(raw: str, what: str = "page") -> str:
     if not raw:
         raise ValueError(f"{what} is empty")
     if _BAD_URL_CHAR.search(raw):
-        raise ValueError(f"{what} contains whitespace or a control character: {raw!r}")
+        raise ValueError(f"{what} contains a control character (a tab or line break?): {raw!r}")
     parts = urlsplit(raw)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{what} must be an absolute http(s) URL, got {raw!r}")
     url = raw
-    if not raw.isascii():
+    if _NOT_IN_URI.search(raw):
         netloc = parts.netloc
         if not netloc.isascii():
             userinfo, at, hostport = netloc.rpartition("@")
@@ -93,10 +111,16 @@ def absolute_url(raw: str, what: str = "page") -> str:
                 raise ValueError(f"{what} has a host name that is not valid IDNA: {raw!r}") from None
             netloc = f"{userinfo}{at}{host}{colon}{port}"
         rest = raw[len(parts.scheme) + 3 + len(parts.netloc) :]
-        url = f"{parts.scheme}://{netloc}" + "".join(c if c.isascii() else quote(c) for c in rest)
+        url = f"{parts.scheme}://{netloc}" + uri_escape(rest)
     if len(url) > MAX_URL_CHARS:
         raise ValueError(f"{what} URL is {len(url)} characters; sitemaps allow at most {MAX_URL_CHARS}")
     return url
+
+
+def uri_escape(text: str) -> str:
+    """`text` with every character RFC 3986 allows nowhere in a URI percent-encoded (UTF-8);
+    `%` and the reserved characters are kept, so a URI comes back unchanged."""
+    return _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), text)
 
 
 def master_path(raw: str) -> str:
@@ -110,8 +134,10 @@ def master_path(raw: str) -> str:
     return raw
 
 
-def make_row(name: str, line: int, page: object, masters: Iterable[object], rule: object) -> Row:
-    """A validated row; every error is a PagesError starting with `name:line:`."""
+def make_row(
+    name: str, line: int, page: object, masters: Iterable[object], rule: object, lastmod: object = None
+) -> Row:
+    """A validated row; every error is a RowError starting with `name:line:`."""
     try:
         if not isinstance(page, str):
             raise ValueError(f"page must be a string, got {type(page).__name__}")
@@ -123,31 +149,52 @@ def make_row(name: str, line: int, page: object, masters: Iterable[object], rule
             paths.append(master_path(master.strip()))
         if rule is not None and not isinstance(rule, str):
             raise ValueError(f"rule must be a string, got {type(rule).__name__}")
+        if lastmod is not None and not isinstance(lastmod, str):
+            # YAML reads an unquoted 2026-11-30 as a date: take it as the date it is.
+            lastmod = lastmod.isoformat() if hasattr(lastmod, "isoformat") else lastmod
+            if not isinstance(lastmod, str):
+                raise ValueError(f"lastmod must be a string, got {type(lastmod).__name__}")
+        lastmod = (lastmod or "").strip() or None
+        if lastmod is not None and not _W3C_DATETIME.fullmatch(lastmod):
+            raise ValueError(f"lastmod must be a W3C datetime (2026-11-30 or 2026-11-30T08:15:00Z), got {lastmod!r}")
     except ValueError as e:
-        raise PagesError(f"{name}:{line}: {e}") from None
-    return Row(line, loc, tuple(paths), (rule or "").strip() or None)
+        raise RowError(f"{name}:{line}: {e}") from None
+    return Row(line, loc, tuple(paths), (rule or "").strip() or None, lastmod)
+
+
+def _checked(on_bad_row: OnBadRow, make: Callable[..., Row], *args: object) -> Row | None:
+    """`make(*args)`, or None after handing its RowError to `on_bad_row` (raised without one)."""
+    try:
+        return make(*args)
+    except RowError as e:
+        if on_bad_row is None:
+            raise
+        on_bad_row(e)
+        return None
 
 
 def group_pages(rows: Iterable[Row]) -> Iterator[Page]:
     """Adjacent rows of one page merged into one Page, its images in order without duplicates."""
     loc: str | None = None
     line = 0
+    lastmod: str | None = None
     images: dict[ImageRef, None] = {}
     for row in rows:
         if row.page != loc:
             if loc is not None:
-                yield Page(loc, tuple(images), line)
-            loc, line, images = row.page, row.line, {}
+                yield Page(loc, tuple(images), line, lastmod)
+            loc, line, images, lastmod = row.page, row.line, {}, None
+        lastmod = lastmod or row.lastmod
         for master in row.masters:
             images[ImageRef(master, row.rule)] = None
     if loc is not None:
-        yield Page(loc, tuple(images), line)
+        yield Page(loc, tuple(images), line, lastmod)
 
 
 # CSV
 
 
-def csv_rows(lines: Iterable[str], name: str) -> Iterator[Row]:
+def csv_rows(lines: Iterable[str], name: str, on_bad_row: OnBadRow = None) -> Iterator[Row]:
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
@@ -156,58 +203,69 @@ def csv_rows(lines: Iterable[str], name: str) -> Iterator[Row]:
     unknown = [c for c in columns if c not in CSV_COLUMNS]
     if unknown or "page" not in columns or "master" not in columns or len(set(columns)) != len(columns):
         raise PagesError(
-            f"{name}:1: the header must name the columns page and master, and optionally rule; got {','.join(header)!r}"
+            f"{name}:1: the header must name the columns page and master, and optionally rule and lastmod; "
+            f"got {','.join(header)!r}"
         )
-    page_at, master_at = columns.index("page"), columns.index("master")
-    rule_at = columns.index("rule") if "rule" in columns else None
     try:
         for cells in reader:
             if not cells or cells == [""]:
                 continue  # a blank line
-            if rule_at == len(columns) - 1 and len(cells) == rule_at:
-                cells.append("")  # the optional rule left off the end of the line
-            if len(cells) != len(columns):
-                raise PagesError(
-                    f"{name}:{reader.line_num}: expected {len(columns)} fields ({','.join(columns)}), got {len(cells)}"
-                )
-            rule = cells[rule_at] if rule_at is not None else None
-            yield make_row(name, reader.line_num, cells[page_at], [cells[master_at]], rule)
+            row = _checked(on_bad_row, _csv_row, name, reader.line_num, columns, cells)
+            if row is not None:
+                yield row
     except csv.Error as e:
         raise PagesError(f"{name}:{reader.line_num}: not valid CSV: {e}") from None
 
 
-# JSON and YAML rows: {page, master} or {page, masters: [...]}, with an optional rule
+def _csv_row(name: str, line: int, columns: list[str], cells: list[str]) -> Row:
+    optional = [c for c in columns if c in ("rule", "lastmod")]
+    if len(columns) - len(optional) <= len(cells) < len(columns) and all(
+        columns.index(c) >= len(columns) - len(optional) for c in optional
+    ):
+        cells = cells + [""] * (len(columns) - len(cells))  # optional columns left off the end of the line
+    if len(cells) != len(columns):
+        raise RowError(f"{name}:{line}: expected {len(columns)} fields ({','.join(columns)}), got {len(cells)}")
+    value = dict(zip(columns, cells, strict=True))
+    return make_row(name, line, value["page"], [value["master"]], value.get("rule"), value.get("lastmod"))
+
+
+# JSON and YAML rows: {page, master} or {page, masters: [...]}, with an optional rule and lastmod
 
 
 def mapping_row(name: str, line: int, item: object) -> Row:
     where = f"{name}:{line}"
     if not isinstance(item, dict):
-        raise PagesError(f"{where}: expected a row like {{page: ..., master: ...}}, got {type(item).__name__}")
+        raise RowError(f"{where}: expected a row like {{page: ..., master: ...}}, got {type(item).__name__}")
     unknown = sorted(str(k) for k in item if k not in ROW_KEYS)
     if unknown:
-        raise PagesError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(ROW_KEYS)})")
+        raise RowError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(ROW_KEYS)})")
     if "page" not in item:
-        raise PagesError(f"{where}: page is missing")
+        raise RowError(f"{where}: page is missing")
     if ("master" in item) == ("masters" in item):
-        raise PagesError(f"{where}: give either master (one path) or masters (a list of paths)")
+        raise RowError(f"{where}: give either master (one path) or masters (a list of paths)")
     if "masters" in item:
         masters = item["masters"]
         if not isinstance(masters, list) or not masters:
-            raise PagesError(f"{where}: masters must be a non-empty list of paths")
+            raise RowError(f"{where}: masters must be a non-empty list of paths")
     else:
         masters = [item["master"]]
-    return make_row(name, line, item["page"], masters, item.get("rule"))
+    return make_row(name, line, item["page"], masters, item.get("rule"), item.get("lastmod"))
 
 
-def jsonl_rows(lines: Iterable[str], name: str) -> Iterator[Row]:
+def jsonl_rows(lines: Iterable[str], name: str, on_bad_row: OnBadRow = None) -> Iterator[Row]:
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            item = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PagesError(f"{name}:{number}: not valid JSON: {e.msg} (column {e.colno})") from None
-        yield mapping_row(name, number, item)
+        if text.strip():
+            row = _checked(on_bad_row, _jsonl_row, name, number, text)
+            if row is not None:
+                yield row
+
+
+def _jsonl_row(name: str, number: int, text: str) -> Row:
+    try:
+        item = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RowError(f"{name}:{number}: not valid JSON: {e.msg} (column {e.colno})") from None
+    return mapping_row(name, number, item)
 
 
 class _JsonArray:
@@ -275,18 +333,20 @@ class _JsonArray:
             raise self._error("unexpected data after the array of rows")
 
 
-def json_rows(stream: TextIO, name: str) -> Iterator[Row]:
+def json_rows(stream: TextIO, name: str, on_bad_row: OnBadRow = None) -> Iterator[Row]:
     """A `.json` manifest: a JSON array of rows, or JSON Lines when it starts with `{`."""
     first = stream.read(JSON_CHUNK)
     stream.seek(0)
     if first.lstrip().startswith("{"):
-        yield from jsonl_rows(stream, name)
+        yield from jsonl_rows(stream, name, on_bad_row)
         return
     for line, item in _JsonArray(stream, name).items():
-        yield mapping_row(name, line, item)
+        row = _checked(on_bad_row, mapping_row, name, line, item)
+        if row is not None:
+            yield row
 
 
-def yaml_rows(stream: TextIO, name: str) -> Iterator[Row]:
+def yaml_rows(stream: TextIO, name: str, on_bad_row: OnBadRow = None) -> Iterator[Row]:
     """A YAML list of rows. Parsed whole (see the module docstring); rows keep their line numbers."""
     loader = yaml.SafeLoader(stream)
     try:
@@ -303,11 +363,14 @@ def yaml_rows(stream: TextIO, name: str) -> Iterator[Row]:
     finally:
         loader.dispose()
     for line, item in items:
-        yield mapping_row(name, line, item)
+        row = _checked(on_bad_row, mapping_row, name, line, item)
+        if row is not None:
+            yield row
 
 
-def read_pages(path: str | Path) -> Iterator[Page]:
-    """The pages of a manifest file, by its suffix (.csv, .jsonl/.ndjson, .json, .yaml/.yml)."""
+def read_pages(path: str | Path, on_bad_row: OnBadRow = None) -> Iterator[Page]:
+    """The pages of a manifest file, by its suffix (.csv, .jsonl/.ndjson, .json, .yaml/.yml); rows
+    in error go to `on_bad_row` and are skipped, or are raised without it."""
     path = Path(path)
     name = str(path)
     kind = SUFFIXES.get(path.suffix.lower())
@@ -317,19 +380,13 @@ def read_pages(path: str | Path) -> Iterator[Page]:
         stream = open(path, encoding="utf-8-sig", newline="" if kind == "csv" else None)
     except OSError as e:
         raise PagesError(f"{name}: cannot read: {e.strerror}") from None
-    return _pages(stream, name, kind)
+    return _pages(stream, name, kind, on_bad_row)
 
 
-def _pages(stream: TextIO, name: str, kind: str) -> Iterator[Page]:
+def _pages(stream: TextIO, name: str, kind: str, on_bad_row: OnBadRow) -> Iterator[Page]:
+    readers = {"csv": csv_rows, "jsonl": jsonl_rows, "json": json_rows, "yaml": yaml_rows}
     with stream:
-        if kind == "csv":
-            rows = csv_rows(stream, name)
-        elif kind == "jsonl":
-            rows = jsonl_rows(stream, name)
-        elif kind == "json":
-            rows = json_rows(stream, name)
-        else:
-            rows = yaml_rows(stream, name)
+        rows = readers[kind](stream, name, on_bad_row)
         try:
             yield from group_pages(rows)
         except UnicodeDecodeError:

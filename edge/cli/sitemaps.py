@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import math
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from edge.cli.common import add_common
-from edge.config import Config
+from edge.config import DEV_KEYS, Config
 from edge.services import master_store
-from edge.signing import Signer
+from edge.signing import Signer, parse_keys
 from origin.masters.index import MasterIndex
-from sitemaps.build import BuildError, BuildReport, build_sitemaps
-from sitemaps.pages import PagesError, absolute_url, read_pages
+from sitemaps.build import MAX_WARNINGS, BuildError, BuildReport, build_sitemaps
+from sitemaps.pages import PagesError, RowError, absolute_url, read_pages
 from sitemaps.urls import URL_CACHE_ENTRIES, SignedImageURLs, WidthForRule
 
 
@@ -49,16 +51,43 @@ class ProgressLine:
         self.stream.flush()
 
 
+def dev_key_refusal(config: Config, image_base: str) -> str | None:
+    """Why the development key must not sign these sitemaps, or None. Its URLs answer 403 on any
+    server with real keys, and a crawler would only find out weeks later: so it may sign only
+    URLs for this machine (a demo), and never while real keys are configured beside it."""
+    keys = config.signing_keys()
+    if keys[0].secret != parse_keys(DEV_KEYS)[0].secret:
+        return None
+    if len(keys) > 1:
+        return "the development key signs (it is first in signing.keys) while real keys are configured"
+    host = urlsplit(image_base).hostname or ""
+    if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+        return None
+    return f"the development key would sign URLs for {image_base}, which no server with real keys accepts"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthForRule | None = None) -> int:
     show_progress = args.progress or sys.stderr.isatty()
     progress = ProgressLine(sys.stderr) if show_progress else None
-    if config.uses_dev_key:
-        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
     try:
         image_base = absolute_url(args.image_base_url or args.base_url, "image base URL")
     except ValueError as e:
         print(f"edge: {e}", file=sys.stderr)
         return 1
+    refusal = dev_key_refusal(config, image_base)
+    if refusal and not args.allow_dev_key:
+        print(f"edge: {refusal}; set EDGE_KEYS (or --allow-dev-key for a demo)", file=sys.stderr)
+        return 1
+    if config.uses_dev_key:
+        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
+    bad_rows: list[RowError] = []
     sign = Signer(config.signing_keys()).url_signer(image_base)
     store = master_store(config)
     # One event loop for every lookup: the store's connections (S3, HTTP) belong to it.
@@ -67,7 +96,7 @@ def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthFor
         urls = SignedImageURLs(lambda path: runner.run(index.lookup(path)), sign, config.limits, width_for_rule)
         try:
             report = build_sitemaps(
-                read_pages(args.pages),
+                read_pages(args.pages, None if args.strict else bad_rows.append),
                 base_url=args.base_url,
                 out_dir=args.out,
                 image_url=urls,
@@ -83,6 +112,11 @@ def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthFor
             runner.run(store.close())
     if progress is not None:
         progress.close(report)
+    report.rows_skipped = len(bad_rows)
+    for row in bad_rows[:MAX_WARNINGS]:
+        print(f"edge: skipped {row}", file=sys.stderr)
+    if len(bad_rows) > MAX_WARNINGS:
+        print(f"edge: ... and {len(bad_rows) - MAX_WARNINGS} more rows skipped", file=sys.stderr)
     for warning in report.warnings:
         print(f"edge: warning: {warning}", file=sys.stderr)
     if report.warnings_not_shown:
@@ -113,4 +147,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, help="directory for the sitemap files (served at /sitemaps/)")
     build.add_argument("--gzip", action="store_true", help="write .xml.gz files (the index stays plain XML)")
     build.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    build.add_argument(
+        "--strict", action="store_true", help="stop at the first manifest row in error (default: report it, skip it)"
+    )
+    build.add_argument(
+        "--allow-dev-key",
+        action="store_true",
+        help="let the development key sign URLs for a host other than this machine (demos only)",
+    )
     build.set_defaults(func=cmd_build)

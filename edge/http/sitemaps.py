@@ -13,7 +13,9 @@ same open file the ETag was computed from, so a rebuild in between cannot mismat
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +32,7 @@ from edge.conditional import conditions_of, precondition
 from edge.headers import strong_etag
 from origin.core.dates import http_date
 from origin.core.errors import Problem
-from sitemaps.build import URL_PATH, is_sitemap_file
+from sitemaps.build import INDEX_NAME, URL_PATH, is_sitemap_file
 
 CACHE_CONTROL = "public, max-age=3600"  # sitemaps change when someone rebuilds them: an hour is plenty
 XML = "application/xml"
@@ -110,7 +112,39 @@ class SitemapFiles:
             raise
 
 
+# What crawlers should leave alone: operators' endpoints, not images or markup.
+ROBOTS = "User-agent: *\nDisallow: /admin/\nDisallow: /metrics\nDisallow: /preview\n"
+_FIRST_LOC = re.compile(rb"<loc>([^<]+)</loc>")
+
+
+def index_url(directory: Path, fallback_base: str) -> str | None:
+    """The public URL of the built sitemap index, or None when none is built. The build wrote
+    absolute sitemap URLs into it (from `--base-url`), so its first `<loc>` says where it is
+    reached; an index of no sitemaps falls back to the base this request came in on."""
+    try:
+        with open(directory / INDEX_NAME, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    m = _FIRST_LOC.search(head)
+    if m is None:
+        return fallback_base.rstrip("/") + URL_PATH + INDEX_NAME
+    loc = html.unescape(m.group(1).decode("utf-8", "replace"))
+    return loc[: loc.rindex("/") + 1] + INDEX_NAME
+
+
 def routes(directory: Path) -> list[Route]:
-    """The sitemap routes, to mount in the app: `/sitemaps/{name}` for GET and HEAD."""
+    """The sitemap routes, to mount in the app: `/sitemaps/{name}` for GET and HEAD, and
+    `/robots.txt` (naming the sitemap index once one is built)."""
     files = SitemapFiles(directory)
-    return [Route(URL_PATH + "{name:path}", files.endpoint, methods=["GET", "HEAD"])]
+
+    async def robots(request: Request) -> Response:
+        index = await run_in_threadpool(index_url, Path(directory), str(request.base_url))
+        body = ROBOTS + (f"Sitemap: {index}\n" if index else "")
+        headers = {"Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
+        return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
+
+    return [
+        Route(URL_PATH + "{name:path}", files.endpoint, methods=["GET", "HEAD"]),
+        Route("/robots.txt", robots, methods=["GET", "HEAD"]),
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -109,6 +110,21 @@ def test_sitemaps_carry_last_modified_and_honour_conditions(served: Server):
     assert served.get(served.base + "/sitemaps/sitemap-index.xml", headers=wrong).status_code == 412
 
 
+def test_robots_txt_names_the_sitemap_index_where_the_build_put_it(served: Server, tmp_path: Path):
+    r = served.get(served.base + "/robots.txt")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+    lines = r.text.splitlines()
+    assert "Sitemap: https://img.example/sitemaps/sitemap-index.xml" in lines
+    assert "User-agent: *" in lines and "Disallow: /admin/" in lines
+    # Before any build, robots.txt still answers, naming no sitemap.
+    bare = start_server(tmp_path, {"EDGE_SITEMAPS_DIR": str(tmp_path / "none")}, masters=served.masters)
+    try:
+        r = bare.get(bare.base + "/robots.txt")
+        assert r.status_code == 200 and "Sitemap:" not in r.text
+    finally:
+        stop_server(bare)
+
+
 def lint(server: Server, target: str, method: str = "GET", **headers: str) -> tuple[int, list[str]]:
     """The status and httplint's errors (level BAD) for a response as it came off the wire (the
     body undecoded, so a gzip body is checked as gzip)."""
@@ -144,6 +160,7 @@ def test_every_kind_of_response_is_clean_in_httplint(served: Server):
         "metrics": ("/metrics", "GET", {"Accept-Encoding": "gzip"}),
         "sitemap": ("/sitemaps/sitemap-index.xml", "GET", {}),
         "unknown route 404": ("/nothing", "GET", {}),
+        "robots.txt": ("/robots.txt", "GET", {}),
     }
     results = {name: lint(served, target, method, **headers) for name, (target, method, headers) in cases.items()}
     statuses = {name: status for name, (status, _) in results.items()}

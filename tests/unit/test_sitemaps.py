@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from edge.cli.sitemaps import ProgressLine
-from edge.config import DEMO_MASTERS
+from edge.config import DEMO_MASTERS, DEV_KEYS
 from edge.http.problems import on_problem
 from edge.http.sitemaps import routes
 from edge.signing import Signer, parse_keys
@@ -248,7 +248,8 @@ def test_csv_and_json_readers_stream_without_reading_the_whole_manifest():
         ("pages.csv", "page,master\nhttps://a.example/x,a.jpg\nhttps://a.example/y,\n", "pages.csv:3: master is empty"),
         ("pages.csv", "page,master\n/relative/page,a.jpg\n", "pages.csv:2: page must be an absolute http(s) URL"),
         ("pages.csv", "page,master\nftp://a.example/x,a.jpg\n", "pages.csv:2: page must be an absolute http(s) URL"),
-        ("pages.csv", "page,master\nhttps://a.example/a b,a.jpg\n", "pages.csv:2: page contains whitespace"),
+        ("pages.csv", "page,master\nhttps://a.example/a\tb,a.jpg\n", "pages.csv:2: page contains a control character"),
+        ("pages.csv", "page,master,lastmod\nhttps://a.example/a,a.jpg,yesterday\n", "pages.csv:2: lastmod must be"),
         (
             "pages.csv",
             "page,master\nhttps://a.example/x,../secret.jpg\n",
@@ -349,13 +350,15 @@ def test_urls_are_xml_escaped_and_read_back_exactly(tmp_path: Path):
         read_pages(manifest), base_url=BASE, out_dir=tmp_path / "out", image_url=lambda m, r: f"{BASE}/img/{m}?a=1&b=2"
     )
     raw = (tmp_path / "out" / report.files[0]).read_text(encoding="utf-8")
-    assert "boots&amp;size=42&amp;colour=&lt;red&gt;" in raw
-    assert "q=&quot;hello&quot;&amp;who=&apos;you&apos;" in raw
+    # Percent-encoded first (RFC 3986 allows no <, >, " or space), then XML-escaped (& and ').
+    assert "boots&amp;size=42&amp;colour=%3Cred%3E" in raw
+    assert "q=%22hello%22&amp;who=&apos;you&apos;" in raw
     assert raw.isascii()  # unicode in pages went to percent-encoded UTF-8
+    image = f"{BASE}/img/a&b%20%3Cc%3E.jpg?a=1&b=2"
     assert [(loc, images) for loc, images in all_urls(tmp_path / "out")] == [
-        (tricky[0], [f"{BASE}/img/a&b <c>.jpg?a=1&b=2"]),
-        (tricky[1], [f"{BASE}/img/a&b <c>.jpg?a=1&b=2"]),
-        ("https://shop.example/caf%C3%A9?q=na%C3%AFve&emoji=%F0%9F%98%80", [f"{BASE}/img/a&b <c>.jpg?a=1&b=2"]),
+        ("https://shop.example/search?q=boots&size=42&colour=%3Cred%3E", [image]),
+        ("https://shop.example/say?q=%22hello%22&who='you'", [image]),
+        ("https://shop.example/caf%C3%A9?q=na%C3%AFve&emoji=%F0%9F%98%80", [image]),
     ]
 
 
@@ -580,17 +583,19 @@ def test_missing_and_refused_masters_are_skipped_and_reported(
     ]
 
 
-def test_a_bad_manifest_stops_the_command_with_file_and_line(
+def test_a_bad_row_stops_a_strict_build_with_file_and_line_and_writes_nothing(
     tmp_path: Path, masters: Path, edge_env, capsys: pytest.CaptureFixture[str]
 ):
     manifest = write_csv(
         tmp_path / "pages.csv", [("https://a.example/1", "astronaut.jpg"), ("https://a.example/2", "")]
     )
     code = run_cli(
-        "--masters", str(masters), "--pages", str(manifest), "--base-url", BASE, "--out", str(tmp_path / "o")
-    )
+        "--masters", str(masters), "--pages", str(manifest), "--base-url", BASE, "--out", str(tmp_path / "o"),
+        "--strict",
+    )  # fmt: skip
     assert code == 1
     assert capsys.readouterr().err.strip().endswith("pages.csv:3: master is empty")
+    assert list((tmp_path / "o").glob("sitemap-*")) == []
     code = run_cli(
         "--masters", str(masters), "--pages", str(manifest), "--base-url", BASE, "--out", str(tmp_path / "o"),
         "--image-base-url", "cdn.example.com",
@@ -599,6 +604,97 @@ def test_a_bad_manifest_stops_the_command_with_file_and_line(
     assert (
         capsys.readouterr().err.strip() == "edge: image base URL must be an absolute http(s) URL, got 'cdn.example.com'"
     )
+
+
+def test_broken_rows_are_reported_with_file_and_line_and_skipped(
+    tmp_path: Path, masters: Path, edge_env, capsys: pytest.CaptureFixture[str]
+):
+    manifest = write_csv(
+        tmp_path / "pages.csv",
+        [
+            ("https://a.example/1", "astronaut.jpg"),
+            ("/not/absolute", "astronaut.jpg"),  # line 3
+            ("https://a.example/2", ""),  # line 4: no master
+            ("https://a.example/3", "rocket.jpg", "extra"),  # line 5
+            ("https://a.example/4", "../secret.jpg"),  # line 6
+            ("https://a.example/5", "coffee.jpg"),
+        ],
+    )
+    out = tmp_path / "out"
+    assert run_cli("--masters", str(masters), "--pages", str(manifest), "--base-url", BASE, "--out", str(out)) == 0
+    stdout, stderr = capsys.readouterr()
+    skipped = [line for line in stderr.splitlines() if line.startswith("edge: skipped ")]
+    assert [line.split(": ")[1].rsplit(":", 1)[-1] for line in skipped] == ["3", "4", "5", "6"]
+    assert f"skipped {manifest}:3: page must be an absolute http(s) URL" in stderr
+    assert "2 pages, 2 images" in stdout and "skipped: 4 manifest rows in error" in stdout
+    assert [page for page, _ in all_urls(out)] == ["https://a.example/1", "https://a.example/5"]
+
+
+def test_jsonl_and_yaml_rows_in_error_are_skipped_too(tmp_path: Path):
+    jsonl = tmp_path / "pages.jsonl"
+    jsonl.write_text(
+        '{"page": "https://a.example/1", "master": "a.jpg"}\n{"page": "https://a.ex\n{"master": "b.jpg"}\n'
+    )
+    yaml_file = tmp_path / "pages.yaml"
+    yaml_file.write_text("- page: https://a.example/1\n  master: a.jpg\n- page: 7\n  master: b.jpg\n- just text\n")
+    for manifest, lines in ((jsonl, [2, 3]), (yaml_file, [3, 5])):
+        bad: list[PagesError] = []
+        assert [p.loc for p in read_pages(manifest, bad.append)] == ["https://a.example/1"]
+        assert [str(e).split(":")[1] for e in bad] == [str(n) for n in lines], bad
+
+
+def test_page_urls_are_percent_encoded_per_rfc_3986_then_xml_escaped(tmp_path: Path):
+    manifest = write_csv(tmp_path / "pages.csv", [('https://a.example/a b/<x>/"q"/{}|^`/é?q=1 2&r=%41', "a.jpg")])
+    [page] = read_pages(manifest)
+    assert page.loc == "https://a.example/a%20b/%3Cx%3E/%22q%22/%7B%7D%7C%5E%60/%C3%A9?q=1%202&r=%41"
+    build(tmp_path / "out", [page])
+    text = (tmp_path / "out" / "sitemap-00001.xml").read_text()
+    assert "<loc>https://a.example/a%20b/%3Cx%3E/%22q%22/%7B%7D%7C%5E%60/%C3%A9?q=1%202&amp;r=%41</loc>" in text
+
+
+def test_lastmod_comes_from_the_manifest_per_page(tmp_path: Path):
+    manifest = write_csv(
+        tmp_path / "pages.csv",
+        [
+            ("https://a.example/1", "a.jpg", "2026-11-30"),
+            ("https://a.example/1", "b.jpg", ""),
+            ("https://a.example/2", "a.jpg", "2026-11-30T08:15:00+01:00"),
+            ("https://a.example/3", "a.jpg"),  # the optional column left off the end
+        ],
+        header="page,master,lastmod",
+    )
+    found = [(p.loc, p.lastmod) for p in read_pages(manifest)]
+    assert found == [
+        ("https://a.example/1", "2026-11-30"),
+        ("https://a.example/2", "2026-11-30T08:15:00+01:00"),
+        ("https://a.example/3", None),
+    ]
+    build(tmp_path / "out", list(read_pages(manifest)))
+    text = (tmp_path / "out" / "sitemap-00001.xml").read_text()
+    assert text.count("<lastmod>") == 2
+    assert "<url><loc>https://a.example/1</loc><lastmod>2026-11-30</lastmod><image:image>" in text
+    yaml_file = tmp_path / "pages.yaml"
+    yaml_file.write_text("- page: https://a.example/1\n  master: a.jpg\n  lastmod: 2026-11-30\n")
+    assert [p.lastmod for p in read_pages(yaml_file)] == ["2026-11-30"]  # YAML's own date, kept as written
+
+
+def test_the_development_key_may_sign_only_for_this_machine(
+    tmp_path: Path, masters: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    for name in ("EDGE_CONFIG", "EDGE_MASTERS", "EDGE_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = write_csv(tmp_path / "pages.csv", [("https://a.example/1", "astronaut.jpg")])
+    args = ("--masters", str(masters), "--pages", str(manifest), "--out", str(tmp_path / "o"))
+    assert run_cli(*args, "--base-url", BASE) == 1
+    assert "the development key would sign URLs for https://img.example.com" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert run_cli(*args, "--base-url", BASE, "--allow-dev-key") == 0
+    assert run_cli(*args, "--base-url", "http://127.0.0.1:8080") == 0
+    assert run_cli(*args, "--base-url", "http://localhost:8080") == 0
+    # The development key first, real keys beside it: always refused.
+    monkeypatch.setenv("EDGE_KEYS", f"{DEV_KEYS},{TEST_KEYS}")
+    assert run_cli(*args, "--base-url", "http://localhost:8080") == 1
+    assert "while real keys are configured" in capsys.readouterr().err
 
 
 def test_progress_flag_shows_progress_on_stderr(
