@@ -109,3 +109,27 @@ def test_errors_are_not_cached_by_the_tier(server: Server, cdn: str):
     for _ in range(2):
         r = httpx.get(cdn + bad.removeprefix(server.base))
         assert r.status_code == 403 and r.headers["x-cache"] in ("MISS", "BYPASS", "EXPIRED")
+
+
+def test_non_canonical_spellings_are_served_under_the_canonical_key_without_a_redirect(server: Server, cdn: str):
+    # Our choice: no redirect (a redirect costs every visitor a round trip, and a CDN caches
+    # each spelling anyway). The origin serves each spelling from the one canonical entry, so the
+    # tier in front may hold a copy per spelling, but the origin renders once.
+    signed = server.url("flower_640x427.jpg", w=344, q=70, fm="webp").removeprefix(server.base)
+    path, _, query = signed.partition("?")
+    pairs = query.split("&")
+    reordered = path + "?" + "&".join(reversed(pairs))  # the same signature covers every order
+    default_q = server.url("flower_640x427.jpg", w=344, fm="webp", q=80).removeprefix(server.base)
+    bare = server.url("flower_640x427.jpg", w=344, fm="webp").removeprefix(server.base)  # q=80 is the default
+
+    first = httpx.get(cdn + signed)
+    assert first.status_code == 200 and first.headers["cache-status"].endswith("fwd=miss; stored")
+    again = httpx.get(cdn + reordered)
+    assert again.status_code == 200 and again.headers["x-cache"] == "MISS"  # another spelling for nginx...
+    assert "edge-memory; hit" in again.headers["cache-status"]  # ...one entry at origin
+    assert again.headers["etag"] == first.headers["etag"] and again.content == first.content
+
+    spelled = httpx.get(cdn + default_q)
+    plain = httpx.get(cdn + bare)
+    assert spelled.headers["etag"] == plain.headers["etag"] and spelled.content == plain.content
+    assert "edge-memory; hit" in plain.headers["cache-status"] and plain.status_code == 200
