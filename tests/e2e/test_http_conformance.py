@@ -155,6 +155,7 @@ def test_every_kind_of_response_is_clean_in_httplint(served: Server):
         "unknown master 404": (sign("nope.jpg", RenditionOptions()), "GET", {}),
         "srcset json": (f"/srcset/card/{CARD}", "GET", {}),
         "srcset gzip": (f"/srcset/card/{CARD}", "GET", {"Accept-Encoding": "gzip"}),
+        "srcset br": (f"/srcset/card/{CARD}", "GET", {"Accept-Encoding": "br"}),
         "info": (sign(PHOTO, RenditionOptions(), route="info"), "GET", {}),
         "healthz": ("/healthz", "GET", {}),
         "metrics": ("/metrics", "GET", {"Accept-Encoding": "gzip"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import re
 import textwrap
@@ -547,5 +548,26 @@ def test_text_is_compressed_on_request_with_a_weak_etag_and_images_never(client)
         again = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
         assert again.status_code == 304
     doc = zipped.json()
-    image = client.get(doc["img"]["candidates"][0]["url"], headers={"Accept-Encoding": "gzip"})
+    image = client.get(doc["img"]["candidates"][0]["url"], headers={"Accept-Encoding": "br, gzip"})
     assert image.status_code == 200 and "content-encoding" not in image.headers
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "coding"),
+    [
+        ("gzip, deflate, br, zstd", "br"),  # what Chromium sends
+        ("br;q=0, gzip", "gzip"),
+        ("gzip;q=0, br;q=0", None),
+        ("*", "br"),
+        ("*, br;q=0", "gzip"),
+        ("identity", None),
+    ],
+)
+def test_brotli_is_preferred_when_named_and_q_0_means_no(client, accept_encoding: str, coding: str | None):
+    r = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": accept_encoding})
+    assert r.headers.get("content-encoding") == coding
+    plain = client.get("/srcset/hero/rocket.jpg", headers={"Accept-Encoding": "identity"}).content
+    assert r.content == plain  # httpx unpacks br and gzip
+    if coding == "br":
+        sent = int(r.headers["content-length"])
+        assert sent < len(gzip.compress(plain, 6))  # why br: fewer bytes than gzip for the same markup
