@@ -22,14 +22,25 @@ from sitemaps.build import MAX_WARNINGS, BuildError, BuildReport, build_sitemaps
 from sitemaps.pages import PagesError, RowError, absolute_url, read_pages
 from sitemaps.urls import URL_CACHE_ENTRIES, SignedImageURLs, WidthForRule
 
+LINE_INTERVAL_S = 10.0  # progress lines when stderr is not a terminal
+
 
 class ProgressLine:
-    """A one-line progress display on a terminal: `\\r`-updated, a few times a second at most."""
+    """Build progress on stderr: on a terminal one `\\r`-updated line, a few times a second at
+    most; elsewhere (`lines`: a log, CI) a plain line every `interval` seconds, so a build of
+    less than that prints nothing and a long one shows it is alive."""
 
-    def __init__(self, stream: TextIO, interval: float = 0.25, clock: Callable[[], float] = time.monotonic):
-        self.stream, self.interval, self.clock = stream, interval, clock
+    def __init__(
+        self,
+        stream: TextIO,
+        interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        lines: bool = False,
+    ):
+        self.stream, self.interval, self.clock, self.lines = stream, interval, clock, lines
         self.start = clock()
-        self._last = -math.inf
+        self._last = self.start if lines else -math.inf
+        self.shown = False
 
     def __call__(self, report: BuildReport) -> None:
         now = self.clock()
@@ -39,13 +50,19 @@ class ProgressLine:
 
     def _show(self, report: BuildReport, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
-        self.stream.write(
-            f"\rsitemap: {report.pages:,} pages, {report.images:,} images, {len(report.files)} files, "
-            f"{report.pages / elapsed:,.0f} pages/s, {elapsed:.0f} s "
+        text = (
+            f"sitemap: {report.pages:,} pages, {report.images:,} images, {len(report.files)} files, "
+            f"{report.pages / elapsed:,.0f} pages/s, {elapsed:.0f} s"
         )
+        self.stream.write(f"{text}\n" if self.lines else f"\r{text} ")
         self.stream.flush()
+        self.shown = True
 
     def close(self, report: BuildReport) -> None:
+        if self.lines:
+            if self.shown:  # the last figures, after the periodic ones
+                self._show(report, self.clock())
+            return
         self._show(report, self.clock())
         self.stream.write("\n")
         self.stream.flush()
@@ -74,8 +91,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthForRule | None = None) -> int:
-    show_progress = args.progress or sys.stderr.isatty()
-    progress = ProgressLine(sys.stderr) if show_progress else None
+    terminal = args.progress or sys.stderr.isatty()
+    progress = ProgressLine(sys.stderr) if terminal else ProgressLine(sys.stderr, LINE_INTERVAL_S, lines=True)
     try:
         image_base = absolute_url(args.image_base_url or args.base_url, "image base URL")
     except ValueError as e:
@@ -104,14 +121,13 @@ def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthFor
                 progress=progress,
             )
         except (PagesError, BuildError) as e:
-            if progress is not None:
-                sys.stderr.write("\n")
+            if progress.shown and not progress.lines:
+                sys.stderr.write("\n")  # end the \r line before the error
             print(f"edge: {e}", file=sys.stderr)
             return 1
         finally:
             runner.run(store.close())
-    if progress is not None:
-        progress.close(report)
+    progress.close(report)
     report.rows_skipped = len(bad_rows)
     for row in bad_rows[:MAX_WARNINGS]:
         print(f"edge: skipped {row}", file=sys.stderr)

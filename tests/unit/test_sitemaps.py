@@ -504,6 +504,23 @@ def test_progress_is_reported_during_and_after_the_build(tmp_path: Path):
     line.close(report)
     assert stream.getvalue().startswith("\rsitemap: 1,000 pages, 1,000 images, 1 files, ")
     assert stream.getvalue().count("\r") == 4 and stream.getvalue().endswith(" s \n")
+
+    # Not a terminal: plain lines, one per interval once it has passed, and the last figures.
+    clock = iter([0.0, 3.0, 12.0, 15.0, 23.0, 25.0, 26.0])
+    lines = io.StringIO()
+    logged = ProgressLine(lines, interval=10, clock=lambda: next(clock), lines=True)
+    report = build(tmp_path / "logged", pages(4_500), progress=logged)  # ticks at 1,000..4,000 and the end
+    logged.close(report)
+    assert "\r" not in lines.getvalue()
+    assert [line.split(" images")[0] for line in lines.getvalue().splitlines()] == [
+        "sitemap: 2,000 pages, 2,000",
+        "sitemap: 4,000 pages, 4,000",
+        "sitemap: 4,500 pages, 4,500",
+    ]
+    quiet = io.StringIO()
+    short = ProgressLine(quiet, interval=10, clock=iter([0.0, 1.0, 2.0, 3.0, 4.0]).__next__, lines=True)
+    short.close(build(tmp_path / "short", pages(1_500), progress=short))
+    assert quiet.getvalue() == ""  # a short build prints nothing
     assert "pages/s" in stream.getvalue()
 
 
