@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -64,7 +65,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 def _sample_url(config: Config, signer: Signer, base: str) -> str:
     """A signed URL for the first servable master among the first few, or why there is none (the
     folder may hold anything: start-up never depends on what it holds)."""
-    paths = LocalMasterStore(config.masters_dir).list()[:SAMPLE_TRIES]
+    paths = list(itertools.islice(LocalMasterStore(config.masters_dir).paths(), SAMPLE_TRIES))
     surveyed = survey_masters(config, paths, stop_at_first=True)
     for path, record in zip(paths, surveyed, strict=False):
         if isinstance(record, MasterRecord):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from origin.core.errors import retry_soon
@@ -44,7 +46,7 @@ class LocalMasterStore:
         if real is None:
             raise retry_soon(f"master {info.path!r} changed during the request; retry")
         try:
-            return await asyncio.to_thread(real.read_bytes)
+            return await asyncio.to_thread(_read_regular, real)
         except OSError:
             raise retry_soon(f"master {info.path!r} changed during the request; retry") from None
 
@@ -57,12 +59,30 @@ class LocalMasterStore:
         pass  # nothing held open
 
     def list(self) -> list[str]:
-        """Every master path under the root (for the CLI and the demo page)."""
-        out = []
+        """Every master path under the root (for CLI commands that mean all of them)."""
+        return list(self.paths())
+
+    def paths(self) -> Iterator[str]:
+        """Master paths under the root in sorted order, found as they are needed (a caller that
+        wants a few does not walk a huge tree). Names a URL cannot spell (not UTF-8) and hidden
+        ones are left out; what each file is, is not looked at here."""
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 rel = Path(dirpath, name).relative_to(self.root).as_posix()
                 if is_safe_relative(rel):
-                    out.append(rel)
-        return out
+                    yield rel
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. Opened without blocking and checked after opening, so a FIFO
+    or device put in a master's place never hangs a worker (OSError, like a vanished file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)

@@ -3,6 +3,7 @@ cannot be served (`edge masters check`), never by dying at start."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +16,8 @@ PHOTO = "flower_640x427.jpg"
 
 
 def hostile_folder(root: Path, with_photo: bool = True) -> Path:
-    """Files that sort before any photo: notes, a manifest, an empty file, a bomb, a lie."""
+    """Entries that sort before any photo: notes, a manifest, an empty file, a bomb, a lie, a FIFO,
+    a broken symlink and a file name that is not UTF-8."""
     root.mkdir()
     (root / "00-notes.md").write_text("# shoot notes\n")
     (root / "MANIFEST.tsv").write_text("path\tcredit\n")
@@ -23,6 +25,11 @@ def hostile_folder(root: Path, with_photo: bool = True) -> Path:
     shutil.copy(CORPUS / "bomb_30000x30000_rgb8.png", root / "a-bomb.png")
     shutil.copy(CORPUS / "empty_0_bytes.jpg", root / "b-empty.jpg")
     shutil.copy(CORPUS / "random_4096_bytes.jpg", root / "c-random.jpg")
+    os.mkfifo(root / "0-fifo.jpg")  # opening it for reading would block forever
+    os.symlink(root / "gone.jpg", root / "0-dangling.jpg")
+    # A name that is not UTF-8: no URL can name it; it must not break the listing.
+    with open(os.path.join(os.fsencode(root), b"0-\xff\xfe.jpg"), "wb") as f:
+        f.write((CORPUS / PHOTO).read_bytes())
     if with_photo:
         shutil.copy(CORPUS / PHOTO, root / f"z-{PHOTO}")
     return root
@@ -39,6 +46,8 @@ def test_the_server_starts_on_a_folder_whose_first_files_are_not_images(tmp_path
         assert server.get(match.group(1)).status_code == 200
         assert server.get(server.url("README.txt")).status_code == 415
         assert server.get(server.url("a-bomb.png")).status_code in (413, 422)
+        assert server.get(server.url("0-fifo.jpg")).status_code == 404
+        assert server.get(server.url("0-dangling.jpg")).status_code == 404
     finally:
         stop_server(server)
 
@@ -61,6 +70,7 @@ def test_masters_check_reports_each_file_and_fails_when_some_cannot_be_served(tm
     assert by_path[f"z-{PHOTO}"] == "ok" and f"z-{PHOTO}  640x427 jpeg" in out.stdout
     assert by_path["README.txt"] == "415" and by_path["b-empty.jpg"] == "415"
     assert by_path["a-bomb.png"] in ("413", "422")
-    assert out.stdout.splitlines()[-1] == "7 file(s): 1 servable, 6 not"
+    assert by_path["0-fifo.jpg"] == by_path["0-dangling.jpg"] == "404"
+    assert out.stdout.splitlines()[-1] == "9 file(s): 1 servable, 8 not"
     ok = edge("masters", "check", "--masters", str(masters), f"z-{PHOTO}")
     assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "1 file(s): 1 servable, 0 not"
