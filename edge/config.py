@@ -56,6 +56,9 @@ class ServerConfig:
     queue_limit: int = 32  # renders that may wait for a worker before 503
     render_timeout_s: float = 20.0
     retry_after_s: int = 2
+    # A client must send each request (head and body) within this of its first byte, else the
+    # connection is closed (slowloris; edge.http.protocol).
+    request_timeout_s: float = 10.0
     access_log: bool = True  # one JSON line per request on stderr
     # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
     master_stat_ttl_s: float = 1.0
@@ -68,6 +71,7 @@ class ServerConfig:
             (self.render_workers >= 0, "render_workers must be 0 (auto) or more"),
             (self.queue_limit >= 0, "queue_limit must be 0 or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
+            (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
         ]
         _check(checks)
         if self.masters.startswith("s3://"):

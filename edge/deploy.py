@@ -29,6 +29,13 @@ events { worker_connections 1024; }
 http {
     access_log off;
 
+    # Slow or idle clients must not hold connections open (slowloris): a request head and body
+    # each within 10 s, an idle keep-alive connection 30 s, a stalled reader 30 s.
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    keepalive_timeout 30s;
+    send_timeout 30s;
+
     # Accept headers come in thousands of spellings, but the origin only ever makes three
     # different answers for them. Normalise first, so the cache key (and the origin) sees three.
     # A format counts only when named with q > 0: "image/avif;q=0" means no AVIF.

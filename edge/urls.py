@@ -42,7 +42,9 @@ def parse_query(query: str) -> tuple[RenditionOptions, str | None]:
             continue
         name, sep, raw = pair.partition("=")
         name, raw = unquote_plus(name), unquote_plus(raw)
-        if name in values or (name == SIGNATURE_PARAM and signature is not None):
+        if name == SIGNATURE_PARAM and signature is not None:
+            raise Problem(403, "a URL carries one signature; this one has two")  # not ours: 403 like any forgery
+        if name in values:
             raise Problem(400, f"option {name!r} is given more than once", {"option": name})
         if name == SIGNATURE_PARAM:
             signature = raw

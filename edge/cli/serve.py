@@ -13,6 +13,7 @@ import uvicorn
 from edge.cli.common import add_common
 from edge.config import Config
 from edge.http.app import WORKER_PROCESSES, create_app
+from edge.http.protocol import TIMEOUT_ENV, DeadlineHttpToolsProtocol
 from edge.logs import configure_logging
 from edge.services import build_services, load_rule_set, survey_masters
 from edge.signing import Signer
@@ -50,7 +51,16 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     if not config.masters_in_s3:
         print(_sample_url(config, signer, base), file=sys.stderr)
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
-    run = {"host": config.server.host, "port": config.server.port, "log_level": "info", "access_log": False}
+    # This process's protocol class, and (through the environment) each worker process's.
+    DeadlineHttpToolsProtocol.request_timeout_s = config.server.request_timeout_s
+    os.environ[TIMEOUT_ENV] = str(config.server.request_timeout_s)
+    run = {
+        "host": config.server.host,
+        "port": config.server.port,
+        "log_level": "info",
+        "access_log": False,
+        "http": DeadlineHttpToolsProtocol,
+    }
     if workers == 1:
         uvicorn.run(create_app(config, build_services(config)), **run)  # type: ignore[arg-type]
         return 0

@@ -37,8 +37,9 @@ async def purge_endpoint(request: Request) -> Response:
     token = services.config.admin.token
     if not token:
         raise Problem(404, "admin endpoints are disabled (set admin.token)")
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+    # RFC 9110 11.1: the scheme is case-insensitive; a bare token (no scheme) is refused.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Problem(
             401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -4,8 +4,11 @@ conditional requests (If-Modified-Since, If-Match, If-Unmodified-Since: 412), si
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +172,53 @@ def test_every_kind_of_response_is_clean_in_httplint(served: Server):
     assert statuses["srcset json"] == statuses["srcset gzip"] == 200
     errors = {name: notes for name, (_, notes) in results.items() if notes}
     assert not errors, errors
+
+
+def _closed_within(sock: socket.socket, seconds: float, drip: bytes = b"") -> bool:
+    """Whether the server closes `sock` within `seconds`, while we send `drip` a byte at a time."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    for i in itertools.count():
+        if time.monotonic() > deadline:
+            return False
+        try:
+            if i < len(drip):
+                sock.send(drip[i : i + 1])
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_idle_and_slow_clients_are_cut_off_and_smuggling_is_refused(tmp_path: Path, served: Server):
+    server = start_server(tmp_path, {"EDGE_SERVER_REQUEST_TIMEOUT_S": "1"}, masters=served.masters)
+    try:
+        address = ("127.0.0.1", int(server.base.rsplit(":", 1)[1]))
+        # A connection that never sends a request, and one that sends its head a byte at a time.
+        assert _closed_within(socket.create_connection(address), 4)
+        assert _closed_within(
+            socket.create_connection(address), 4, drip=b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 60
+        )
+        # A request that arrives in time is answered, however long its answer takes, and the
+        # connection stays open for the next one.
+        with server.client() as client:
+            for _ in range(2):
+                assert client.get(server.url(PHOTO, w=250), headers={"Accept": AVIF_ACCEPT}).status_code == 200
+                time.sleep(0.5)
+        # Content-Length with Transfer-Encoding: 400 and the connection closed, so the bytes after
+        # the chunked body are never read as a second request.
+        smuggler = socket.create_connection(address)
+        smuggler.sendall(
+            b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        answer = b""
+        smuggler.settimeout(3)
+        while chunk := smuggler.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1
+    finally:
+        stop_server(server)

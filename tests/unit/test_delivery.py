@@ -185,6 +185,24 @@ def test_a_masters_stat_is_trusted_for_its_ttl_and_a_purge_forgets_it(tmp_path):
                 app.base + "/admin/purge/" + junk, headers={"Authorization": "Bearer admin-token-0123456789"}
             )
             assert refused.status_code == 400 and refused.json()["option"] == "path", junk
+        # The scheme is case-insensitive (RFC 9110); a bare token, without one, is refused.
+        for auth, status in (
+            ("admin-token-0123456789", 401),
+            ("Basic admin-token-0123456789", 401),
+            ("Bearer admin-token-012345678", 401),
+            ("bearer admin-token-0123456789", 200),
+            ("BEARER  admin-token-0123456789", 200),
+        ):
+            r = client.post(app.base + "/admin/purge/ttl.jpg", headers={"Authorization": auth})
+            assert r.status_code == status, auth
+
+
+def test_a_second_signature_is_a_forgery_not_a_bad_option(server: InProcess, http: httpx.Client):
+    url = server.url(PHOTO, w=120)
+    signature = url.rsplit("s=", 1)[1]
+    for doubled in (f"{url}&s={signature}", f"{url}&s=AAAAAAAAAAAAAAAAAAAAAA"):
+        r = http.get(doubled)
+        assert r.status_code == 403 and "two" in r.json()["detail"], doubled
 
 
 def test_an_expiring_url_is_never_fresh_in_any_cache_past_its_expiry(server: InProcess, http: httpx.Client):
