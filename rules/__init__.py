@@ -3,7 +3,7 @@
     from rules.loader import load_rules
     from rules.markup import build_markup
     ruleset = load_rules("rules/examples")            # RulesInvalid lists every error, with file:line
-    rule = ruleset.rule_for("hero", "rocket.jpg")     # Problem 404/400 when unknown / not applicable
+    rule = ruleset.rule_for("hero", "rocket.jpg")     # Problem 404 when unknown or not applicable
     markup = build_markup(rule, "rocket.jpg", record.header, record.short_version, sign, capacity)
     markup.img_html(), markup.picture_html(), markup.preload_html(), markup.link_header(), markup.to_json()
 

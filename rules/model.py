@@ -147,13 +147,13 @@ class RuleSet:
         return rule
 
     def rule_for(self, name: str, master_path: str) -> Rule:
-        """The named rule, checked to apply to this master: a 404 Problem for an unknown rule,
-        a 400 when its globs do not match the master."""
+        """The named rule, checked to apply to this master: a 404 Problem for an unknown rule, and
+        for a master its globs do not match (the same answer whether or not the file exists)."""
         rule = self.named(name)
         if not rule.matches(master_path):
             globs = ", ".join(rule.masters)
             raise Problem(
-                400, f"rule {name!r} does not apply to {master_path!r} (its masters: {globs})", {"rule": name}
+                404, f"rule {name!r} does not apply to {master_path!r} (its masters: {globs})", {"rule": name}
             )
         return rule
 

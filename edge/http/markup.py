@@ -9,12 +9,14 @@ Both take ?base_url=https://img.example.com (prefix of every URL) and /srcset ta
 /srcset JSON carries "placeholder": {"color", "thumbhash", "data_uri"}; ?placeholder=style paints
 it behind the HTML's <img> (a `style` attribute).
 They read `request.app.state.services`: `.rules`, `.signer`, `.masters` and `.capacity`.
-Errors are Problems: 404 for an unknown rule or master, 400 when the rule does not apply to the
-master or a parameter is wrong.
+Errors are Problems: 404 for an unknown rule, for a master the rule does not apply to (whether
+or not it exists: checked before the master is looked up) and for an unknown master; 400 for a
+wrong parameter; 401 without the token when `[rules] markup_access` asks for one.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 
 import blake3
@@ -31,6 +33,7 @@ from rules.preview import preview_html
 
 # Markup follows the master's current version: short-lived, so a new master shows up soon.
 CACHE_CONTROL = "public, max-age=60"
+PRIVATE = "private, max-age=60"  # behind the markup token: no shared cache may hand it to others
 BASE_URL = re.compile(r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
 
 
@@ -61,6 +64,30 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def public(services: Services) -> bool:
+    """Whether /srcset and /preload answer without the markup token ([rules] markup_access)."""
+    rules = services.config.rules
+    if rules.markup_access == "auto":
+        return rules.closed_world or services.config.uses_dev_key
+    return rules.markup_access == "public"
+
+
+def authorise(request: Request, services: Services) -> None:
+    """A Problem unless the caller may have signed URLs minted for it."""
+    if public(services):
+        return
+    token = services.config.rules.markup_token
+    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        how = "Authorization: Bearer <rules.markup_token>" if token else "[rules] markup_token to be set"
+        raise Problem(
+            401,
+            f"/srcset and /preload mint signed URLs: they need {how} "
+            '(or [rules] markup_access = "public", or closed world)',
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 async def _markup(
     request: Request,
     alt: str = ALT_PLACEHOLDER,
@@ -70,6 +97,8 @@ async def _markup(
 ) -> tuple[Markup, Placeholder | None]:
     """The markup (and, when asked, the placeholders; `paint`: also as the <img>'s style)."""
     services: Services = request.app.state.services
+    if rule_and_master is None:  # /srcset and /preload (the preview page has its own switch)
+        authorise(request, services)
     ruleset = services.rules
     name, master = rule_and_master or (request.path_params["rule"], request.path_params["master"])
     # The rule must cover the master before the master is looked at: an unsigned request may not
@@ -94,7 +123,7 @@ async def srcset_endpoint(request: Request) -> Response:
     # JSON always carries the placeholders; HTML paints them only when asked (?placeholder=style).
     alt = request.query_params.get("alt", ALT_PLACEHOLDER)
     markup, painted = await _markup(request, alt, placeholder=fmt == "json", paint=paint)
-    headers = {"Cache-Control": CACHE_CONTROL}
+    headers = {"Cache-Control": CACHE_CONTROL if public(request.app.state.services) else PRIVATE}
     if fmt == "html":
         return validated(request, HTMLResponse(markup.img_html() + "\n", headers=headers))
     if fmt == "picture":
@@ -110,7 +139,7 @@ async def preload_endpoint(request: Request) -> Response:
     fmt = _choice(request, "format", ("json", "html", "link"))
     markup, _ = await _markup(request)
     target = markup.default_target if asked == "default" else asked
-    headers = {"Cache-Control": CACHE_CONTROL}
+    headers = {"Cache-Control": CACHE_CONTROL if public(request.app.state.services) else PRIVATE}
     link = markup.link_header(target)  # type: ignore[arg-type]
     if link:
         headers["Link"] = link

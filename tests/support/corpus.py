@@ -16,6 +16,8 @@ TEST_ENV = {
     "EDGE_SUPERRES_MODELS_DIR": "",
     "EDGE_SERVER_MASTER_STAT_TTL_S": str(MASTER_STAT_TTL_S),
     "EDGE_SERVER_WORKERS": "1",  # one process: tests/e2e/test_workers.py starts several
+    # The markup endpoints answer without a token (tests/unit/test_markup.py checks the default).
+    "EDGE_RULES_MARKUP_ACCESS": "public",
 }
 
 BROKEN = [

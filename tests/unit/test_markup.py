@@ -350,7 +350,7 @@ def test_cli_refuses_unknown_rules_and_masters_the_rule_does_not_cover(keys):
     assert unknown.value.status == 404 and "hero, card, avatar, product" in unknown.value.detail
     with pytest.raises(Problem) as mismatch:
         run_cli("srcset", "avatar", "rocket.jpg")
-    assert mismatch.value.status == 400 and "astronaut.jpg" in mismatch.value.detail
+    assert mismatch.value.status == 404 and "astronaut.jpg" in mismatch.value.detail
 
 
 def test_the_edge_command_runs_srcset(tmp_path):
@@ -414,7 +414,7 @@ def test_http_preload_carries_the_link_header_itself(client):
     [
         ("/srcset/banner/rocket.jpg", {}, 404, "no rule named 'banner'"),
         ("/srcset/card/photos/nothing.jpg", {}, 404, "no master at 'photos/nothing.jpg'"),
-        ("/preload/avatar/rocket.jpg", {}, 400, "rule 'avatar' does not apply to 'rocket.jpg'"),
+        ("/preload/avatar/rocket.jpg", {}, 404, "rule 'avatar' does not apply to 'rocket.jpg'"),
         ("/srcset/card/coffee.jpg", {"format": "svg"}, 400, "format must be one of json, html, picture"),
         ("/srcset/card/coffee.jpg", {"base_url": "javascript:alert(1)"}, 400, "base_url must be"),
         ("/srcset/card/../edge/config.py", {}, 404, ""),
@@ -571,3 +571,37 @@ def test_brotli_is_preferred_when_named_and_q_0_means_no(client, accept_encoding
     if coding == "br":
         sent = int(r.headers["content-length"])
         assert sent < len(gzip.compress(plain, 6))  # why br: fewer bytes than gzip for the same markup
+
+
+@pytest.mark.parametrize(
+    ("env", "public"),
+    [
+        ({"EDGE_RULES_MARKUP_ACCESS": "auto"}, False),  # real keys, open world: a token
+        ({"EDGE_RULES_MARKUP_ACCESS": "auto", "EDGE_RULES_CLOSED_WORLD": "true"}, True),
+        ({"EDGE_RULES_MARKUP_ACCESS": "auto", "EDGE_KEYS": ""}, True),  # the development key: the demo
+        ({"EDGE_RULES_MARKUP_ACCESS": "token"}, False),
+        ({"EDGE_RULES_MARKUP_ACCESS": "public"}, True),
+    ],
+)
+def test_who_may_mint_signed_urls_through_the_markup_endpoints(tmp_path, env: dict[str, str], public: bool):
+    token = "markup-token-0123456789"
+    with in_process(tmp_path, {**env, "EDGE_RULES_MARKUP_TOKEN": token}, masters=DEMO_MASTERS) as app:
+        with app.client(base_url=app.base) as c:
+            for path in ("/srcset/card/coffee.jpg", "/preload/hero/rocket.jpg"):
+                anonymous = c.get(path)
+                if public:
+                    assert anonymous.status_code == 200 and anonymous.headers["cache-control"] == "public, max-age=60"
+                    continue
+                assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+                assert "markup_token" in anonymous.json()["detail"]
+                assert c.get(path, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+                assert c.get(path, headers={"Authorization": token}).status_code == 401  # no scheme
+                allowed = c.get(path, headers={"Authorization": f"bearer {token}"})
+                assert allowed.status_code == 200
+                assert allowed.headers["cache-control"] == "private, max-age=60"  # no shared cache hands it out
+
+
+def test_token_access_without_a_token_says_how_to_set_one(tmp_path):
+    with in_process(tmp_path, {"EDGE_RULES_MARKUP_ACCESS": "token"}, masters=DEMO_MASTERS) as app:
+        r = app.get(app.base + "/srcset/card/coffee.jpg")
+        assert r.status_code == 401 and "[rules] markup_token to be set" in r.json()["detail"]
