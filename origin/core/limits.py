@@ -30,12 +30,20 @@ class Limits:
     # data instead of silently filling the damage with grey (libvips' default is "none").
     fail_on: str = "warning"
     allow_svg: bool = False
+    # Cost before work (origin.imaging.preflight): what makes a master far dearer than its size.
+    max_jpeg_scans: int = 100  # progressive JPEG scans (encoders write 3-12)
+    max_metadata_bytes: int = 4 * 1024 * 1024  # one text/XMP/profile chunk, inflated
+    max_svg_filters: int = 16  # filter primitives (<feGaussianBlur> ...) in an SVG
+    max_svg_elements: int = 20_000
 
     def __post_init__(self) -> None:
         if self.fail_on not in FAIL_ON:
             raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, got {self.fail_on!r}")
         if self.max_master_pixels <= 0 or self.max_output_pixels <= 0:
             raise ValueError("max_master_pixels and max_output_pixels must be positive")
+        for name in ("max_jpeg_scans", "max_metadata_bytes", "max_svg_filters", "max_svg_elements"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more")
         if not 64 <= self.max_output_side <= 16384:
             raise ValueError(f"max_output_side must be 64..16384, got {self.max_output_side}")
 

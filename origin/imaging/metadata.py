@@ -98,6 +98,10 @@ def build_exif(fields: Mapping[str, str]) -> bytes:
 # ----------------------------------------------------------------------------------------- XMP
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+# XMP packets past this are not parsed (the rights in EXIF and IPTC are still kept). Masters with
+# bigger ones are refused before decoding anyway (limits.max_metadata_bytes, origin.imaging.preflight);
+# this covers containers preflight does not walk (TIFF, HEIF).
+MAX_XMP_BYTES = 4 * 1024 * 1024
 XMP_NS = {
     "x": "adobe:ns:meta/",
     "rdf": RDF,
@@ -131,6 +135,8 @@ def filter_xmp(blob: bytes) -> bytes | None:
     Handles properties written as elements and as attributes of rdf:Description. A packet that is
     not UTF-8, not well-formed, or declares a DOCTYPE or entities (expansion attacks) gives None.
     """
+    if len(blob) > MAX_XMP_BYTES:  # parsing it would hold the GIL for seconds: no rights from it
+        return None
     root = _parse_xmp(blob)
     if root is None:
         return None

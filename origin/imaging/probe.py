@@ -7,6 +7,7 @@ import pyvips
 from origin.core.errors import Problem
 from origin.core.limits import Limits
 from origin.core.master import MasterHeader
+from origin.imaging.preflight import preflight
 
 LOADERS = {
     "jpegload": "jpeg",
@@ -28,6 +29,7 @@ def first_line(error: pyvips.Error) -> str:
 def probe(data: bytes, limits: Limits) -> MasterHeader:
     if not data:
         raise Problem(415, "master is empty (0 bytes)")
+    preflight(data, limits)  # 422 for what would cost far more to open than its size says
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = image.get("vips-loader")
