@@ -54,6 +54,9 @@ class ServerConfig:
     workers: int = 0  # worker processes of `edge serve`; 0: one per CPU this process may use
     render_workers: int = 0  # render threads per worker process; 0: one per CPU
     queue_limit: int = 32  # renders that may wait for a worker before 503
+    # Memory the renders admitted at once may be expected to need (master bytes, decode, output),
+    # per worker process; past it a miss is 503 before its master is read. One is always let in.
+    render_memory_mb: int = 384
     render_timeout_s: float = 20.0
     retry_after_s: int = 2
     # A client must send each request (head and body) within this of its first byte, else the
@@ -70,6 +73,7 @@ class ServerConfig:
             (self.workers >= 0, "workers must be 0 (one per CPU) or more"),
             (self.render_workers >= 0, "render_workers must be 0 (auto) or more"),
             (self.queue_limit >= 0, "queue_limit must be 0 or more"),
+            (self.render_memory_mb >= 0, "render_memory_mb must be 0 (no limit) or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
             (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
         ]

@@ -92,7 +92,13 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     # Every worker process may use every core: connections are not spread evenly over workers, and
     # a worker limited to its share of the cores leaves them idle while another queues (measured:
     # 13.4 cold renders/s with two workers of one thread, 24.4 with two of two).
-    pool = RenderPool(s.render_workers or cpu_count(), s.queue_limit, s.render_timeout_s, s.retry_after_s)
+    pool = RenderPool(
+        s.render_workers or cpu_count(),
+        s.queue_limit,
+        s.render_timeout_s,
+        s.retry_after_s,
+        memory_budget=s.render_memory_mb * 1024 * 1024,
+    )
     metrics = Metrics()
     metrics.track_queue(lambda: pool.pending)
     ruleset = load_rule_set(config)

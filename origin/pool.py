@@ -1,10 +1,12 @@
 """Renders run off the event loop, in a bounded pool with a bounded queue and a time budget.
 
 libvips releases the GIL while it works, so threads give real parallelism. Admission counts
-renders that are queued or running; past the limit a request gets 503 + Retry-After at once
-instead of waiting. A render over its time budget answers 504 and is told to stop (libvips
-checks the token between tiles while decoding and resizing; an encode under way runs to its
-end); its slot is freed only when the thread has really stopped.
+renders that are queued or running, and the memory each is expected to need; past either limit
+a request gets 503 + Retry-After at once instead of waiting. A miss is admitted (`admit`) before
+its master is read, so a burst of misses on big masters cannot hold all their bytes at once. A
+render over its time budget answers 504 and is told to stop (libvips checks the token between
+tiles while decoding and resizing; an encode under way runs to its end); its slot is freed only
+when the thread has really stopped.
 """
 
 from __future__ import annotations
@@ -20,32 +22,71 @@ from origin.core.errors import Problem
 T = TypeVar("T")
 
 
+class Ticket:
+    """One admitted render: its place in the queue and the bytes it is expected to need, given
+    back once (when its thread is done, or when it never got to run)."""
+
+    def __init__(self, give_back: Callable[[int], None], cost: int):
+        self._give_back, self.cost, self.released = give_back, cost, False
+        self.handed = False  # to a running render, which gives it back when its thread is done
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._give_back(self.cost)
+
+
 class RenderPool:
-    def __init__(self, workers: int, queue_limit: int, time_budget_s: float, retry_after_s: int = 2):
+    def __init__(
+        self,
+        workers: int,
+        queue_limit: int,
+        time_budget_s: float,
+        retry_after_s: int = 2,
+        memory_budget: int = 0,  # bytes admitted renders may be expected to need at once; 0: no limit
+    ):
         self.workers = workers
         self.queue_limit = queue_limit
         self.time_budget_s = time_budget_s
         self.retry_after_s = retry_after_s
+        self.memory_budget = memory_budget
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
-        self._pending = 0  # queued + running, counted until the thread is really done
+        self._pending = 0  # admitted (read, queued or running), counted until the thread is really done
+        self._bytes = 0  # what those are expected to need
         self.rejected = 0
 
     @property
     def pending(self) -> int:
         return self._pending
 
-    async def run(self, fn: Callable[[CancelToken], T]) -> T:
-        if self._pending >= self.workers + self.queue_limit:
+    def admit(self, cost: int = 0) -> Ticket:
+        """A place for one render expected to need `cost` bytes, or a 503 when the queue or the
+        memory budget is full (one render is always let in, however big)."""
+        full = self._pending >= self.workers + self.queue_limit
+        if full or (self.memory_budget and self._pending and self._bytes + cost > self.memory_budget):
             self.rejected += 1
+            what = f"{self._pending} renders waiting or running" if full else "renders in flight need the memory"
             raise Problem(
                 503,
-                f"render queue is full ({self._pending} renders waiting or running); retry shortly",
+                f"render queue is full ({what}); retry shortly",
                 headers={"Retry-After": str(self.retry_after_s)},
             )
-        token = CancelToken()
         self._pending += 1
+        self._bytes += cost
+        return Ticket(self._give_back, cost)
+
+    def _give_back(self, cost: int) -> None:
+        self._pending -= 1
+        self._bytes -= cost
+
+    async def run(self, fn: Callable[[CancelToken], T], ticket: Ticket | None = None) -> T:
+        """Run `fn` in the pool within the time budget, on `ticket` (admitted now without one)."""
+        ticket = ticket or self.admit()
+        token = CancelToken()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, fn, token)
+        ticket.handed = True
+        future.add_done_callback(lambda _: ticket.release())
         future.add_done_callback(self._done)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.time_budget_s)
@@ -54,7 +95,6 @@ class RenderPool:
             raise Problem(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
 
     def _done(self, future: asyncio.Future[T]) -> None:
-        self._pending -= 1
         if not future.cancelled():
             future.exception()  # mark it seen: a timed-out render's error is expected, not news
 

@@ -33,7 +33,7 @@ from origin.masters.index import version_hash
 from origin.masters.store import MasterStore
 from origin.pipeline import RenderTools, Timings, render
 from origin.plan import Plan, plan_rendition
-from origin.pool import RenderPool
+from origin.pool import RenderPool, Ticket
 from origin.superres.policy import OFF, SuperResPolicy
 from origin.superres.runtime import Upscaler
 
@@ -81,6 +81,18 @@ class Made:
     timings: Timings = field(default_factory=Timings)  # seconds: fetch (read + verify), render, search, encode
     # Set when `rendition` is a Lanczos stand-in: awaiting it makes the model's rendition.
     upgrade: Callable[[], Awaitable[Made]] | None = None
+
+
+def render_cost(job: Job) -> int:
+    """The bytes a render is expected to hold at its peak: the master's, its decode at the
+    shrink-on-load size, and the output (as floats when enlarged), every frame of an animation."""
+    plan, header = job.plan, job.record.header
+    frames = header.frames if plan.animated else 1
+    bands = max(header.bands, 3)
+    enlarged = plan.target_w * plan.target_h > plan.load_w * plan.load_h
+    decoded = plan.load_w * plan.load_h * bands * frames
+    output = plan.target_w * plan.target_h * bands * frames * (4 if enlarged else 1)
+    return job.record.info.size + decoded + output
 
 
 class Renderer:
@@ -149,26 +161,36 @@ class Renderer:
         return opts
 
     async def render(self, job: Job) -> Made:
-        started = time.perf_counter()
-        data = self.hints.fresh_bytes(job.record)
-        verified = data is not None
-        if data is None:
-            data = await self.store.read(job.record.info)
-        fetched = time.perf_counter() - started
-        sr = self.superres
-        if not job.model or sr is None:
-            return await self._run(self.pool, data, job, fetched, verified)
-        plan = job.plan
-        region = plan.region or Crop(0, 0, plan.load_w, plan.load_h)
-        estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
-        if self.policy.may_wait(estimate):
-            return await self._run(sr.pool, data, job, fetched, verified)
-        stand_in = await self._run(
-            self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched, verified
-        )
-        return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0, True))
+        # Admitted before the master is read: a burst of misses on big masters is answered 503
+        # rather than holding all their bytes (and decodes) at once.
+        ticket = self.pool.admit(render_cost(job))
+        try:
+            started = time.perf_counter()
+            data = self.hints.fresh_bytes(job.record)
+            verified = data is not None
+            if data is None:
+                data = await self.store.read(job.record.info)
+            fetched = time.perf_counter() - started
+            sr = self.superres
+            if not job.model or sr is None:
+                return await self._run(self.pool, data, job, fetched, verified, ticket)
+            plan = job.plan
+            region = plan.region or Crop(0, 0, plan.load_w, plan.load_h)
+            estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
+            if self.policy.may_wait(estimate):
+                ticket.release()  # the model's own pool admits it
+                return await self._run(sr.pool, data, job, fetched, verified)
+            stand_in = await self._run(
+                self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched, verified, ticket
+            )
+            return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0, True))
+        finally:
+            if not ticket.handed:
+                ticket.release()
 
-    async def _run(self, pool: RenderPool, data: bytes, job: Job, fetched: float, known: bool = False) -> Made:
+    async def _run(
+        self, pool: RenderPool, data: bytes, job: Job, fetched: float, known: bool = False, ticket: Ticket | None = None
+    ) -> Made:
         """Check the bytes are the planned version (unless `known`: the index just hashed them) and
         render them, in `pool`."""
 
@@ -184,7 +206,7 @@ class Renderer:
             # Reading the master and checking it is still the version we planned for are one phase.
             return Made(rendition, Timings({"fetch": fetched + verified, **timings}, notes=timings.notes))
 
-        return await pool.run(work)
+        return await pool.run(work, ticket)
 
     def shutdown(self) -> None:
         self.pool.shutdown()
