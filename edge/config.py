@@ -58,6 +58,8 @@ class ServerConfig:
     # per worker process; past it a miss is 503 before its master is read. One is always let in.
     render_memory_mb: int = 384
     render_timeout_s: float = 20.0
+    # A rendition that ran past render_timeout_s is answered 504 at once for this long (0: never).
+    timeout_memory_s: float = 300.0
     retry_after_s: int = 2
     # A client must send each request (head and body) within this of its first byte, else the
     # connection is closed (slowloris; edge.http.protocol).
@@ -76,6 +78,7 @@ class ServerConfig:
             (self.render_memory_mb >= 0, "render_memory_mb must be 0 (no limit) or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
             (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
+            (self.timeout_memory_s >= 0, "timeout_memory_s must be 0 (off) or more"),
         ]
         _check(checks)
         if self.masters.startswith("s3://"):

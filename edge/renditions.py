@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache, TierLookup
@@ -46,7 +46,12 @@ class Outcome:
 
 class RenditionService:
     def __init__(
-        self, renderer: Renderer, cache: TieredCache, metrics: Metrics | None = None, locks: RenderLocks | None = None
+        self,
+        renderer: Renderer,
+        cache: TieredCache,
+        metrics: Metrics | None = None,
+        locks: RenderLocks | None = None,
+        timeout_memory_s: float = 300.0,
     ):
         self.renderer = renderer
         self.cache = cache
@@ -56,6 +61,13 @@ class RenditionService:
         # Lanczos stand-ins served while a model works on the real rendition in the background.
         self.interim: LRUCache[str, Rendition] = LRUCache(64 * 1024 * 1024, getsizeof=lambda r: len(r.body))
         self.upgrading: dict[str, asyncio.Task[None]] = {}
+        # Renditions whose render ran past its budget: a retry is answered at once, for a while,
+        # instead of paying for the same doomed render again (a 504 is no-store, so every client
+        # and cache in front would retry).
+        self.timed_out: TTLCache[str, float] | None = (
+            TTLCache(10_000, ttl=timeout_memory_s) if timeout_memory_s > 0 else None
+        )
+        self.timeout_memory_s = timeout_memory_s
 
     def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         return self.renderer.job(record, opts, fmt)
@@ -70,6 +82,13 @@ class RenditionService:
         stand_in = self.interim.get(job.key) if job.key in self.upgrading else None
         if stand_in is not None:
             return Outcome(stand_in, found.lookups, {"cache": time.perf_counter() - started}, interim=True)
+        if self.timed_out is not None and job.key in self.timed_out:
+            left = max(1, round(self.timed_out[job.key] - time.monotonic()))
+            raise Problem(
+                504,
+                f"this rendition ran past its render budget a moment ago; not tried again for {left} s",
+                headers={"Retry-After": str(left)},
+            )
         outcome, joined = await self.flight.run(job.key, lambda: self._render_once(job, found.lookups))
         if joined:
             self.metrics.singleflight_joins.inc()
@@ -96,6 +115,8 @@ class RenditionService:
                 self.metrics.queue_rejections.inc()
             elif problem.status == 504:
                 self.metrics.render_timeouts.inc()
+                if self.timed_out is not None:
+                    self.timed_out[job.key] = time.monotonic() + self.timeout_memory_s
             raise
         if made.upgrade is not None:
             # Too slow to wait for: Lanczos now, privately cached; the model in the background.

@@ -122,7 +122,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"
     locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
-    renditions = RenditionService(renderer, cache, metrics, locks)
+    renditions = RenditionService(renderer, cache, metrics, locks, timeout_memory_s=s.timeout_memory_s)
     services = Services(
         config=config,
         signer=signer,

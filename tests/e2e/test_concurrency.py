@@ -112,6 +112,12 @@ def test_a_render_over_its_budget_is_504_and_the_server_carries_on(tmp_path: Pat
                 break
             time.sleep(0.2)
         assert ok.status_code == 200
+        # A retry of what timed out is answered at once (a 504 is no-store: every client and
+        # cache in front retries), with when to try again; other renditions are not affected.
+        started = time.perf_counter()
+        again = httpx.get(srv.url(SLOW, w=2400, fm="avif"), timeout=60)
+        assert again.status_code == 504 and int(again.headers["retry-after"]) > 60
+        assert "not tried again" in again.json()["detail"] and time.perf_counter() - started < 0.5
     finally:
         stop_server(srv)
 
