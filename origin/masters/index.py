@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import blake3
 from cachetools import LRUCache
 
 from origin.core.concurrency import SingleFlight
-from origin.core.errors import Problem
+from origin.core.errors import Problem, retry_soon
 from origin.core.limits import Limits
 from origin.core.master import MasterInfo, MasterRecord
 from origin.imaging.probe import probe
 from origin.masters.store import MasterStore
 
 RECENT_BYTES = 64 * 1024 * 1024  # 16 concurrent first touches of 4 MB masters
+# First touches are hashed and probed on threads of their own, never on the default executor that
+# disk-tier hits and file reads use: a burst of hostile first touches cannot make a hit wait.
+PROBE_THREADS = 2
+PROBE_TIMEOUT_S = 10.0  # a probe this slow is a 503 (preflight keeps them far below it)
 
 
 def version_hash(data: bytes) -> str:
@@ -46,6 +51,7 @@ class MasterIndex:
         # touch then reads and hashes the master once, not twice. Taken once; bounded in bytes.
         self._bytes: LRUCache[tuple[str, str], bytes] = LRUCache(RECENT_BYTES, getsizeof=len)
         self._flight: SingleFlight[MasterRecord | Problem] = SingleFlight()
+        self._probes = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
 
     async def lookup(self, path: str) -> MasterRecord:
         """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused.
@@ -99,10 +105,14 @@ class MasterIndex:
 
     async def _inspect(self, info: MasterInfo) -> MasterRecord | Problem:
         data = await self.store.read(info)
+        loop = asyncio.get_running_loop()
+        probing = loop.run_in_executor(self._probes, inspect, info, data, self.limits)
         try:
-            record = await asyncio.to_thread(inspect, info, data, self.limits)
+            record = await asyncio.wait_for(asyncio.shield(probing), PROBE_TIMEOUT_S)
         except Problem as problem:
             return problem
+        except TimeoutError:  # not remembered: a busy moment is not the master's fault
+            raise retry_soon(f"reading the header of {info.path!r} took over {PROBE_TIMEOUT_S:g} s") from None
         if len(data) <= RECENT_BYTES // 4:
             self._bytes[(info.path, record.version)] = data
         return record
