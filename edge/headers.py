@@ -58,11 +58,20 @@ def if_none_match(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == opaque for tag in header.split(","))
 
 
-def cache_status(lookups: Iterable[TierLookup], *, stored: bool = False, collapsed: bool = False) -> str:
-    """RFC 9211 Cache-Status: one member per tier asked, the origin side first."""
+def cache_status(
+    lookups: Iterable[TierLookup], *, stored: bool = False, collapsed: bool = False, unstored: Iterable[str] = ()
+) -> str:
+    """RFC 9211 Cache-Status: one member per tier asked, the origin side first. `stored` says the
+    miss was stored, except in the tiers `unstored` names (they say why not in `detail`)."""
     members = []
+    failed = set(unstored)
     for lookup in reversed(list(lookups)):
-        member = f"{lookup.tier}; hit" if lookup.hit else f"{lookup.tier}; fwd=miss" + ("; stored" if stored else "")
+        if lookup.hit:
+            member = f"{lookup.tier}; hit"
+        elif stored and lookup.tier in failed:
+            member = f'{lookup.tier}; fwd=miss; detail="not stored"'
+        else:
+            member = f"{lookup.tier}; fwd=miss" + ("; stored" if stored else "")
         members.append(member + ("; collapsed" if collapsed else ""))
     return ", ".join(members)
 

@@ -18,7 +18,7 @@ from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache, TierLookup
 from edge.metrics import Metrics
 from origin.core.concurrency import SingleFlight
-from origin.core.errors import Problem
+from origin.core.errors import OverBudget, Problem
 from origin.core.master import MasterRecord
 from origin.core.rendition import Rendition
 from origin.core.request import RenditionOptions
@@ -32,7 +32,8 @@ class Outcome:
     rendition: Rendition
     lookups: tuple[TierLookup, ...]  # what each cache tier answered, nearest first
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    stored: bool = False  # rendered now and stored in every tier
+    stored: bool = False  # rendered now and stored (in every tier but `unstored`)
+    unstored: tuple[str, ...] = ()  # tiers that could not store it (a full or read-only disk...)
     collapsed: bool = False  # joined a render already in flight
     interim: bool = False  # a Lanczos stand-in while a model makes the real one: not for shared caches
 
@@ -115,7 +116,7 @@ class RenditionService:
                 self.metrics.queue_rejections.inc()
             elif problem.status == 504:
                 self.metrics.render_timeouts.inc()
-                if self.timed_out is not None:
+                if self.timed_out is not None and isinstance(problem, OverBudget):  # not a slow store
                     self.timed_out[job.key] = time.monotonic() + self.timeout_memory_s
             raise
         if made.upgrade is not None:
@@ -124,14 +125,15 @@ class RenditionService:
             self.interim[job.key] = made.rendition
             self._upgrade_later(job.key, made)
             return Outcome(made.rendition, lookups, made.timings, interim=True)
-        await self._store(job.key, made)
+        unstored = await self._store(job.key, made)
         self.metrics.observe_render(made.rendition.format, made.timings)
-        return Outcome(made.rendition, lookups, made.timings, stored=True)
+        return Outcome(made.rendition, lookups, made.timings, stored=True, unstored=unstored)
 
-    async def _store(self, key: str, made: Made) -> None:
-        await self.cache.put(key, made.rendition)
+    async def _store(self, key: str, made: Made) -> tuple[str, ...]:
+        unstored = await self.cache.put(key, made.rendition)
         if made.rendition.upscale not in ("none", "lanczos"):
             self.metrics.superres_runs.labels(made.rendition.upscale).inc()
+        return unstored
 
     def _upgrade_later(self, key: str, stand_in: Made) -> None:
         if key in self.upgrading or stand_in.upgrade is None:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from origin.core.concurrency import CancelToken
-from origin.core.errors import Problem
+from origin.core.errors import OverBudget, Problem
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class RenderPool:
             return await asyncio.wait_for(asyncio.shield(future), self.time_budget_s)
         except TimeoutError:
             token.cancel()
-            raise Problem(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
+            raise OverBudget(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
 
     def _done(self, future: asyncio.Future[T]) -> None:
         if not future.cancelled():

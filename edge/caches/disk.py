@@ -34,6 +34,9 @@ def entry_path(root: Path, key: str) -> Path:
     return root / key[:2] / key
 
 
+WRITE_ERROR_SHOWN_S = 60.0  # a failed write is reported by /readyz this long (a success clears it)
+LOW_SPACE_BYTES = 64 * 1024 * 1024  # less free than this on the cache's filesystem: reported
+
 # How stale a file's mtime may be before a read touches it (recency for eviction): a touch per
 # minute is enough to order entries, and saves a metadata write on every hit.
 TOUCH_AFTER_S = 60.0
@@ -158,19 +161,36 @@ class _Files:
         except WouldBlock:
             return await asyncio.to_thread(self._get_sync, key)
 
-    async def put(self, key: str, rendition: Rendition) -> None:
+    _write_error: tuple[float, str] | None = None  # the last failed write: when, and why
+
+    async def put(self, key: str, rendition: Rendition) -> bool:
         try:
             await asyncio.to_thread(self._put_sync, key, rendition)
         except OSError as e:
             # A full or failing disk costs the cache entry, not the response: the rendition is made.
             log.warning("disk cache: could not store %s: %s", key, e)
+            self._write_error = (time.monotonic(), e.strerror or str(e))
+            return False
+        self._write_error = None
+        return True
 
     async def purge(self, prefix: str) -> int:
         return await asyncio.to_thread(self._purge_sync, prefix)
 
     async def ready(self) -> str | None:
+        return None  # whatever the disk does, this process serves (hits it can read, misses rendered)
+
+    async def health(self) -> str | None:
         if not os.access(self.root, os.W_OK | os.X_OK):
-            return f"disk cache {self.root} is not writable"
+            return f"disk cache {self.root} is not writable: serving without storing"
+        if self._write_error is not None and time.monotonic() - self._write_error[0] < WRITE_ERROR_SHOWN_S:
+            return f"disk cache {self.root} could not store the last rendition: {self._write_error[1]}"
+        try:
+            st = os.statvfs(self.root)
+        except OSError as e:
+            return f"disk cache {self.root}: {e.strerror}"
+        if st.f_bavail * st.f_frsize < LOW_SPACE_BYTES:
+            return f"disk cache {self.root} is nearly full ({st.f_bavail * st.f_frsize >> 20} MB free)"
         return None
 
 
@@ -197,10 +217,14 @@ class DiskTier(_Files):
             if not sub.is_dir():
                 continue
             for f in sub.iterdir():
-                if f.name.startswith(".tmp-"):
-                    f.unlink(missing_ok=True)
+                try:
+                    if f.name.startswith(".tmp-"):
+                        f.unlink(missing_ok=True)  # a crash's leftover
+                        continue
+                    st = f.stat()
+                except OSError as e:  # a read-only cache keeps its strays; a vanished file is no entry
+                    log.warning("disk cache: %s: %s", f, e.strerror)
                     continue
-                st = f.stat()
                 found.append((st.st_mtime_ns, f.name, st.st_size))
         for _, key, size in sorted(found):
             self._sizes[key] = size

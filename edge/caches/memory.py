@@ -16,9 +16,11 @@ class MemoryTier:
     async def get(self, key: str) -> Rendition | None:
         return self._lru.get(key)
 
-    async def put(self, key: str, rendition: Rendition) -> None:
-        if len(rendition.body) + 200 <= self._lru.maxsize:
-            self._lru[key] = rendition
+    async def put(self, key: str, rendition: Rendition) -> bool:
+        if len(rendition.body) + 200 > self._lru.maxsize:
+            return False
+        self._lru[key] = rendition
+        return True
 
     async def purge(self, prefix: str) -> int:
         doomed = [key for key in list(self._lru.keys()) if key.startswith(prefix)]
@@ -27,6 +29,9 @@ class MemoryTier:
         return len(doomed)
 
     async def ready(self) -> str | None:
+        return None
+
+    async def health(self) -> str | None:
         return None
 
     async def close(self) -> None:

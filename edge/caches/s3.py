@@ -44,12 +44,14 @@ class S3Tier:
             return None
         return decode_entry(raw)
 
-    async def put(self, key: str, rendition: Rendition) -> None:
+    async def put(self, key: str, rendition: Rendition) -> bool:
         try:
             s3 = await self._connection.client()
             await s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=encode_entry(rendition))
         except (ClientError, *TRANSPORT_ERRORS) as e:
             log.warning("s3 rendition tier: put failed: %s", type(e).__name__)
+            return False
+        return True
 
     async def purge(self, prefix: str) -> int:
         s3 = await self._connection.client()
@@ -68,6 +70,9 @@ class S3Tier:
         except (ClientError, *TRANSPORT_ERRORS) as e:
             return f"s3 rendition tier {self.bucket} is not reachable: {type(e).__name__}"
         return None
+
+    async def health(self) -> str | None:
+        return None  # its reachability is ready()'s
 
     async def close(self) -> None:
         await self._connection.close()

@@ -13,14 +13,21 @@ class Tier(Protocol):
 
     async def get(self, key: str) -> Rendition | None: ...
 
-    async def put(self, key: str, rendition: Rendition) -> None: ...
+    async def put(self, key: str, rendition: Rendition) -> bool:
+        """Store it; False when it could not be (a full or read-only disk, an S3 error)."""
+        ...
 
     async def purge(self, prefix: str) -> int:
         """Remove every entry whose key starts with `prefix`; return how many went."""
         ...
 
     async def ready(self) -> str | None:
-        """None when the tier works; else why not (reported by /readyz)."""
+        """None when this process can serve with the tier as it is; else why not (/readyz 503)."""
+        ...
+
+    async def health(self) -> str | None:
+        """None when the tier works fully; else what it cannot do (in /readyz's body, still 200:
+        serving goes on, e.g. a disk tier that cannot store)."""
         ...
 
     async def close(self) -> None: ...
@@ -56,9 +63,9 @@ class TieredCache:
                 return CacheResult(rendition, tuple(lookups))
         return CacheResult(None, tuple(lookups))
 
-    async def put(self, key: str, rendition: Rendition) -> None:
-        for tier in self.tiers:
-            await tier.put(key, rendition)
+    async def put(self, key: str, rendition: Rendition) -> tuple[str, ...]:
+        """Store in every tier; the names of those that could not."""
+        return tuple([tier.name for tier in self.tiers if not await tier.put(key, rendition)])
 
     async def purge(self, prefix: str) -> dict[str, int]:
         """Entries removed per tier."""

@@ -191,7 +191,7 @@ def asking_for_hints(send: Send) -> Send:
 
 
 def status_of(outcome: Outcome) -> str:
-    return cache_status(outcome.lookups, stored=outcome.stored, collapsed=outcome.collapsed)
+    return cache_status(outcome.lookups, stored=outcome.stored, collapsed=outcome.collapsed, unstored=outcome.unstored)
 
 
 def first_accept(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

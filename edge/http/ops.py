@@ -24,10 +24,12 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: the master store and every cache tier that can fail say they can serve."""
+    """Ready: the master store and every cache tier say this process can serve. What works only in
+    part (a disk tier that cannot store) is listed under `degraded`, and readiness stays."""
     services: Services = request.app.state.services
     problems = [p for p in [await services.store.ready(), *[await t.ready() for t in services.cache.tiers]] if p]
-    body = {"status": "ok" if not problems else "unavailable", "problems": problems}
+    degraded = [d for d in [await t.health() for t in services.cache.tiers] if d]
+    body = {"status": "ok" if not problems else "unavailable", "problems": problems, "degraded": degraded}
     return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
 
 
