@@ -20,7 +20,7 @@ from origin.core.formats import EncodeSettings
 from origin.core.rendition import Rendition
 from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
-from origin.imaging.metadata import keep_rights_only
+from origin.imaging.metadata import carry_metadata, keep_rights_only
 from origin.imaging.probe import first_line
 from origin.imaging.quality import auto_quality, fit_bytes
 from origin.imaging.resample import resize_exact
@@ -122,7 +122,9 @@ def super_resolve(state: RenderState) -> RenderState:
         ).copy_memory()
         if tools.intermediates:
             tools.intermediates.put(key, upscaled)
-    state.image = smart_crop(resize_exact(upscaled, plan.resize_w, plan.resize_h), plan)
+    # The model's pixels carry no fields: the master's rights come along, as on every other path.
+    made = carry_metadata(state.image, resize_exact(upscaled, plan.resize_w, plan.resize_h))
+    state.image = smart_crop(made, plan)
     state.upscale = label
     return state
 

@@ -22,7 +22,16 @@ from collections.abc import Iterator, Mapping
 
 import pyvips
 
-__all__ = ["build_exif", "exif_rights", "filter_iptc", "filter_xmp", "keep_rights_only", "rights_of", "rights_in"]
+__all__ = [
+    "build_exif",
+    "carry_metadata",
+    "exif_rights",
+    "filter_iptc",
+    "filter_xmp",
+    "keep_rights_only",
+    "rights_of",
+    "rights_in",
+]
 
 # ---------------------------------------------------------------------------------------- EXIF
 
@@ -297,6 +306,20 @@ def _blob(image: pyvips.Image, name: str) -> bytes:
         return b""
     value = image.get(name)
     return value if isinstance(value, bytes) else b""
+
+
+BLOCKS = ("exif-data", "xmp-data", "iptc-data")  # where the rights live (keep_rights_only filters them)
+
+
+def carry_metadata(source: pyvips.Image, made: pyvips.Image) -> pyvips.Image:
+    """`made` (new pixels, e.g. a model's, which carry no fields) with `source`'s metadata blocks,
+    so keep_rights_only finds the same rights in it as in any other rendition of the master."""
+    out = made.copy()
+    for name in BLOCKS:
+        data = _blob(source, name)
+        if data:
+            out.set_type(pyvips.GValue.blob_type, name, data)
+    return out
 
 
 def keep_rights_only(image: pyvips.Image) -> tuple[pyvips.Image, str]:

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+import pyvips
 
+from origin.imaging.metadata import rights_of
 from origin.masters.index import version_hash
 from origin.superres.registry import available_models
 from tests.support.app import InProcess, start_app, stop_app
@@ -88,6 +90,35 @@ def test_a_rule_that_says_never_keeps_the_model_away(patient: InProcess):
 def test_model_runs_are_counted(patient: InProcess):
     r = patient.get(patient.url(CAT, w=420, dpr=2, fm="webp"), timeout=120)
     assert value(scrape(patient), "edge_superres_runs_total", model=r.headers["x-upscale"]) >= 1
+
+
+def master_with_rights(folder: Path) -> str:
+    """A 300 px master carrying EXIF Copyright and Artist, XMP dc:rights and IPTC copyright."""
+    image = pyvips.Image.new_from_file(str(CORPUS / "flower_640x427.jpg")).resize(300 / 640).copy()
+    image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Copyright", "(c) 2026 Jane Doe")
+    image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Jane Doe")
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights><rdf:Alt>'
+        '<rdf:li xml:lang="x-default">All rights reserved</rdf:li></rdf:Alt></dc:rights></rdf:Description>'
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp.encode())
+    (folder / "rights_300.jpg").write_bytes(image.jpegsave_buffer(Q=90, keep="all"))
+    return "rights_300.jpg"
+
+
+def test_rights_survive_super_resolution_as_on_every_other_path(patient: InProcess):
+    name = master_with_rights(patient.masters)
+    wanted = {"exif:Copyright": "(c) 2026 Jane Doe", "exif:Artist": "Jane Doe", "dc:rights": "All rights reserved"}
+    for fm in ("jpeg", "webp", "avif", "png"):
+        plain = patient.get(patient.url(name, w=150, fm=fm), timeout=120)
+        enhanced = patient.get(patient.url(name, w=600, fm=fm), timeout=120)
+        assert plain.headers["x-upscale"] == "none"
+        assert enhanced.headers["x-upscale"].startswith(model_label().split("@")[0]), fm
+        for r in (plain, enhanced):
+            rights = rights_of(pyvips.Image.new_from_buffer(r.content, ""))
+            assert {k: v for k, v in rights.items() if k in wanted} == wanted, (fm, r.headers["x-upscale"], rights)
 
 
 def test_progressive_upgrade_when_the_model_will_not_fit_the_budget(tmp_path: Path):
