@@ -18,9 +18,10 @@ from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, Problem
 from origin.core.formats import EncodeSettings
 from origin.core.rendition import Rendition
+from origin.core.software import SOFTWARE
 from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
-from origin.imaging.metadata import carry_metadata, keep_rights_only
+from origin.imaging.metadata import carry_metadata, declare_enhanced, keep_rights_only
 from origin.imaging.probe import first_line
 from origin.imaging.quality import auto_quality, fit_bytes
 from origin.imaging.resample import resize_exact
@@ -168,6 +169,10 @@ def to_output_colour(state: RenderState) -> RenderState:
 
 def strip_metadata(state: RenderState) -> RenderState:
     state.image, state.keep = keep_rights_only(state.image)
+    if state.upscale not in ("none", "lanczos"):  # a model made the pixels: say so (IPTC, XMP history)
+        agent = f"{SOFTWARE} {state.upscale}"
+        done = f"super-resolution x{state.plan.superres_scale} to {state.image.width}x{state.image.height}"
+        state.image, state.keep = declare_enhanced(state.image, state.keep, agent, done)
     return state
 
 

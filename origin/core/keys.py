@@ -16,7 +16,9 @@ from origin.core.request import RenditionOptions, shape_key
 
 # Bump when the pipeline's output changes for the same inputs: every cached rendition and ETag moves.
 # 3: keys name the super-resolution model and hash the encoder settings by name.
-PIPELINE_VERSION = "3"
+# 4: renditions keep the master's IPTC Digital Source Type, and model-made ones (which now keep the
+#    rights too) declare algorithmicallyEnhanced with an xmpMM:History event.
+PIPELINE_VERSION = "4"
 
 
 def master_id(master_path: str) -> str:

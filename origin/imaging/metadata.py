@@ -25,6 +25,8 @@ import pyvips
 __all__ = [
     "build_exif",
     "carry_metadata",
+    "declare_enhanced",
+    "enhanced_xmp",
     "exif_rights",
     "filter_iptc",
     "filter_xmp",
@@ -118,6 +120,9 @@ XMP_NS = {
     "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
     "cc": "http://creativecommons.org/ns#",
     "plus": "http://ns.useplus.org/ldf/xmp/1.0/",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
+    "xmpMM": "http://ns.adobe.com/xap/1.0/mm/",
+    "stEvt": "http://ns.adobe.com/xap/1.0/sType/ResourceEvent#",
 }
 XMP_KEEP = frozenset(
     f"{{{XMP_NS[prefix]}}}{name}"  # ElementTree's "{namespace}local" form: prefixes are arbitrary
@@ -126,13 +131,15 @@ XMP_KEEP = frozenset(
         "xmpRights": ("UsageTerms", "WebStatement", "Marked", "Owner"),
         "cc": ("license", "attributionName"),
         "plus": ("Licensor", "CopyrightOwner"),
+        # Provenance, not rights, but kept the same way: how the master's pixels were made.
+        "Iptc4xmpExt": ("DigitalSourceType",),
     }.items()
     for name in names
 )
 # Namespaces allowed inside a kept value (rdf:Alt/li, xml:lang, plus:LicensorName...): a value
 # cannot smuggle e.g. a photoshop:City in a nested structure.
 _XML = "http://www.w3.org/XML/1998/namespace"  # xml:lang
-_VALUE_NS = frozenset([_XML] + [XMP_NS[p] for p in ("rdf", "dc", "xmpRights", "cc", "plus")])
+_VALUE_NS = frozenset([_XML] + [XMP_NS[p] for p in ("rdf", "dc", "xmpRights", "cc", "plus", "Iptc4xmpExt")])
 
 for _prefix, _uri in XMP_NS.items():  # so the output says dc:rights, not ns0:rights
     ET.register_namespace(_prefix, _uri)
@@ -306,6 +313,63 @@ def _blob(image: pyvips.Image, name: str) -> bytes:
         return b""
     value = image.get(name)
     return value if isinstance(value, bytes) else b""
+
+
+# IPTC Digital Source Type (https://cv.iptc.org/newscodes/digitalsourcetype/): what a rendition
+# whose pixels a super-resolution model made declares, unless the master's type says more.
+SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+ENHANCED = SOURCE_TYPES + "algorithmicallyEnhanced"
+# Types an enhancement must not weaken: the master's pixels were already made, wholly or in part,
+# by a model, a program or a hand; "enhanced" would claim a capture underneath.
+NOT_WEAKENED = frozenset(
+    SOURCE_TYPES + name
+    for name in (
+        "trainedAlgorithmicMedia",
+        "compositeWithTrainedAlgorithmicMedia",
+        "algorithmicMedia",
+        "compositeSynthetic",
+        "digitalArt",
+        "dataDrivenMedia",
+        "virtualRecording",
+    )
+)
+_DST = f"{{{XMP_NS['Iptc4xmpExt']}}}DigitalSourceType"
+
+
+def enhanced_xmp(xmp: bytes | None, agent: str, parameters: str) -> bytes:
+    """`xmp` (a packet filter_xmp made, or None) declaring that a model made the pixels: the
+    Digital Source Type algorithmicallyEnhanced (or the master's, when it is one of NOT_WEAKENED)
+    and an xmpMM:History "edited" event naming the software `agent` and the `parameters`."""
+    root = _parse_xmp(xmp) if xmp else None
+    description = root.find(f"{{{RDF}}}RDF/{{{RDF}}}Description") if root is not None else None
+    if root is None or description is None:
+        root = ET.Element(f"{{{XMP_NS['x']}}}xmpmeta")
+        description = ET.SubElement(
+            ET.SubElement(root, f"{{{RDF}}}RDF"), f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""}
+        )
+    declared = description.attrib.pop(_DST, None)
+    for element in description.findall(_DST):
+        declared = declared or (element.text or "").strip()
+        description.remove(element)
+    ET.SubElement(description, _DST).text = declared if declared in NOT_WEAKENED else ENHANCED
+    mm, ev = XMP_NS["xmpMM"], XMP_NS["stEvt"]
+    event = ET.SubElement(
+        ET.SubElement(ET.SubElement(description, f"{{{mm}}}History"), f"{{{RDF}}}Seq"),
+        f"{{{RDF}}}li",
+        {f"{{{RDF}}}parseType": "Resource"},
+    )
+    for name, text in (("action", "edited"), ("softwareAgent", agent), ("parameters", parameters), ("changed", "/")):
+        ET.SubElement(event, f"{{{ev}}}{name}").text = text
+    return ET.tostring(root, encoding="unicode").encode("utf-8")
+
+
+def declare_enhanced(image: pyvips.Image, keep: str, agent: str, parameters: str) -> tuple[pyvips.Image, str]:
+    """A stripped rendition (keep_rights_only's result) whose pixels a model made, with the XMP
+    of enhanced_xmp, and the `keep` that writes it."""
+    out = image.copy()
+    out.set_type(pyvips.GValue.blob_type, "xmp-data", enhanced_xmp(_blob(image, "xmp-data") or None, agent, parameters))
+    blocks = [b for b in keep.split(":") if b not in ("none", "xmp")]
+    return out, ":".join([*blocks, "xmp"])
 
 
 BLOCKS = ("exif-data", "xmp-data", "iptc-data")  # where the rights live (keep_rights_only filters them)

@@ -10,7 +10,15 @@ import pyvips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origin.imaging.metadata import PHOTOSHOP, build_exif, exif_rights, filter_iptc, filter_xmp, keep_rights_only
+from origin.imaging.metadata import (
+    PHOTOSHOP,
+    build_exif,
+    enhanced_xmp,
+    exif_rights,
+    filter_iptc,
+    filter_xmp,
+    keep_rights_only,
+)
 from tests.support.corpus import CORPUS
 
 # Canon EOS 400D photo with GPS (48°51'24.12"N 2°17'40.2"E) in EXIF and XMP, Artist, dc:creator and
@@ -32,6 +40,8 @@ NS = {
     "photoshop": "http://ns.adobe.com/photoshop/1.0/",
     "exif": "http://ns.adobe.com/exif/1.0/",
     "xmp": "http://ns.adobe.com/xap/1.0/",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
+    "xmpMM": "http://ns.adobe.com/xap/1.0/mm/",
 }
 
 
@@ -621,3 +631,26 @@ def test_exif_reader_survives_corrupted_bytes(at: int, junk: bytes) -> None:
     at %= len(blob)
     blob[at : at + len(junk)] = junk
     assert isinstance(exif_rights(bytes(blob)), dict)
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        (None, "algorithmicallyEnhanced"),
+        ("digitalCapture", "algorithmicallyEnhanced"),
+        ("minorHumanEdits", "algorithmicallyEnhanced"),
+        ("trainedAlgorithmicMedia", "trainedAlgorithmicMedia"),
+        ("compositeSynthetic", "compositeSynthetic"),
+    ],
+)
+def test_a_model_enhancement_declares_itself_without_weakening_the_masters_type(declared, expected) -> None:
+    types = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+    # The master's type written as an attribute (the compact form), beside a right: both kept.
+    body = '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">(c) Jane</rdf:li></rdf:Alt></dc:rights>'
+    attrs = f'Iptc4xmpExt:DigitalSourceType="{types}{declared}"' if declared else ""
+    kept = filter_xmp(xmp_packet(body, attrs))
+    out = enhanced_xmp(kept, "edge-image-cdn/1.0 edgesr-x4@1.0", "super-resolution x4")
+    assert xmp_properties(out) >= {"dc:rights", "Iptc4xmpExt:DigitalSourceType", "xmpMM:History"}
+    assert out.count(b"DigitalSourceType") == 2  # one element, opened and closed: never two values
+    assert f"{types}{expected}".encode() in out and b"edge-image-cdn/1.0 edgesr-x4@1.0" in out
+    assert len(out) < 1200
