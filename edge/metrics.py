@@ -74,6 +74,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.dependency_up = Gauge(
+            "edge_dependency_up",
+            "1 when a dependency (masters, each cache tier) works fully, as of the last /readyz",
+            ["name"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.queue_depth = Gauge(
             "edge_render_queue_depth", "Renders queued or running", registry=r, multiprocess_mode="livesum"
         )

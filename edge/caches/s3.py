@@ -65,14 +65,14 @@ class S3Tier:
         return removed
 
     async def ready(self) -> str | None:
+        return None  # shared by every replica: an outage there is reported by health(), not as unreadiness
+
+    async def health(self) -> str | None:
         try:
             await (await self._connection.client()).head_bucket(Bucket=self.bucket)
         except (ClientError, *TRANSPORT_ERRORS) as e:
             return f"s3 rendition tier {self.bucket} is not reachable: {type(e).__name__}"
         return None
-
-    async def health(self) -> str | None:
-        return None  # its reachability is ready()'s
 
     async def close(self) -> None:
         await self._connection.close()

@@ -9,11 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge.caches.tiered import Tier
 from edge.headers import NO_STORE
 from edge.metrics import Metrics
 from edge.services import Services
 from origin.core.errors import Problem
 from origin.core.paths import is_safe_relative
+from origin.masters.store import MasterStore
 
 log = logging.getLogger("edge")
 
@@ -24,11 +26,20 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: the master store and every cache tier say this process can serve. What works only in
-    part (a disk tier that cannot store) is listed under `degraded`, and readiness stays."""
+    """Ready means this process can serve: only its own faults (a masters directory it cannot read)
+    make it 503. A dependency every replica shares (S3 masters, the S3 rendition tier) or a tier
+    that works in part (a disk that cannot store) is listed under `degraded` and in
+    `edge_dependency_up{name}`: an S3 outage must not take every pod out of service while their
+    caches still hold renditions."""
     services: Services = request.app.state.services
-    problems = [p for p in [await services.store.ready(), *[await t.ready() for t in services.cache.tiers]] if p]
-    degraded = [d for d in [await t.health() for t in services.cache.tiers] if d]
+    parts: list[tuple[str, MasterStore | Tier]] = [("masters", services.store)]
+    parts += [(t.name, t) for t in services.cache.tiers]
+    problems, degraded = [], []
+    for name, part in parts:
+        problem, health = await part.ready(), await part.health()
+        problems += [problem] if problem else []
+        degraded += [health] if health else []
+        services.metrics.dependency_up.labels(name).set(0 if problem or health else 1)
     body = {"status": "ok" if not problems else "unavailable", "problems": problems, "degraded": degraded}
     return JSONResponse(body, status_code=503 if problems else 200, headers={"Cache-Control": NO_STORE})
 

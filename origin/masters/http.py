@@ -226,5 +226,8 @@ class HttpMasterStore:
     async def ready(self) -> str | None:
         return None  # remote hosts come and go per master; they are not this replica's readiness
 
+    async def health(self) -> str | None:
+        return None  # per master, not one dependency
+
     async def close(self) -> None:
         await self._client.aclose()

@@ -55,6 +55,9 @@ class LocalMasterStore:
             return f"masters directory {self.root} is not readable"
         return None
 
+    async def health(self) -> str | None:
+        return None  # nothing shared: ready() says it all
+
     async def close(self) -> None:
         pass  # nothing held open
 

@@ -25,6 +25,9 @@ class RoutedStore:
     async def ready(self) -> str | None:
         return await self.primary.ready()
 
+    async def health(self) -> str | None:
+        return await self.primary.health()
+
     async def close(self) -> None:
         await self.primary.close()
         await self.remote.close()

@@ -155,6 +155,9 @@ class S3MasterStore:
         return data
 
     async def ready(self) -> str | None:
+        return None  # a bucket outage is the fleet's: health() reports it
+
+    async def health(self) -> str | None:
         try:
             await (await self._s3()).head_bucket(Bucket=self.bucket)
         except (ClientError, *TRANSPORT_ERRORS) as e:

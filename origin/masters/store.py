@@ -19,7 +19,14 @@ class MasterStore(Protocol):
     async def read(self, info: MasterInfo) -> bytes: ...
 
     async def ready(self) -> str | None:
-        """None when the store can serve; else why not (for /readyz)."""
+        """None when this process can use the store; else why not (/readyz answers 503). Only
+        for what is this process's own (a masters directory it cannot read)."""
+        ...
+
+    async def health(self) -> str | None:
+        """None when a store every replica shares (an S3 bucket) answers; else why not. Reported
+        in /readyz's body and `edge_dependency_up`, never as unreadiness: an outage there is the
+        whole fleet's, and unready pods would stop serving the renditions their caches hold."""
         ...
 
     async def close(self) -> None:

@@ -15,6 +15,8 @@ from origin.masters.index import version_hash
 from origin.masters.s3 import S3MasterStore, S3Settings, split_s3_url
 from tests.support.corpus import AVIF_ACCEPT, CORPUS, MASTER_STAT_TTL_S, TEST_KEYS
 from tests.support.images import decode, sniff
+from tests.support.metrics import scrape
+from tests.support.metrics import value as metric
 from tests.support.s3 import CREDENTIALS, S3Server, start_s3
 from tests.support.server import Server, start_server, stop_server
 
@@ -116,6 +118,34 @@ def test_a_read_of_a_replaced_etag_is_refused_not_hashed(s3: S3Server, monkeypat
     assert err.value.status == 503 and err.value.headers["Retry-After"] == "1"
 
 
+def test_an_unreachable_s3_rendition_tier_leaves_the_server_ready_and_serving(tmp_path: Path):
+    s3 = start_s3()
+    s3.client().create_bucket(Bucket="renditions")
+    env = {k: v for k, v in s3.edge_env("").items() if k != "EDGE_MASTERS"}
+    edge = start_server(tmp_path, {**env, "EDGE_CACHE_S3_URL": "s3://renditions/tier"})
+    try:
+        cached = edge.url("flower_640x427.jpg", w=52, fm="jpeg")
+        assert httpx.get(cached).status_code == 200
+        assert httpx.get(edge.base + "/readyz").json()["degraded"] == []
+        assert metric(scrape(edge), "edge_dependency_up", name="edge-s3") == 1
+        s3.stop()
+        time.sleep(0.2)
+        ready = httpx.get(edge.base + "/readyz", timeout=30)
+        assert ready.status_code == 200 and ready.json()["problems"] == []
+        assert "s3 rendition tier renditions is not reachable" in ready.json()["degraded"][0]
+        assert metric(scrape(edge), "edge_dependency_up", name="edge-s3") == 0
+        assert metric(scrape(edge), "edge_dependency_up", name="masters") == 1
+        # Served from the local tiers, and new renditions are still made from the local masters.
+        hit = httpx.get(cached, timeout=30)
+        assert hit.status_code == 200 and "edge-memory; hit" in hit.headers["cache-status"]
+        fresh = httpx.get(edge.url("flower_640x427.jpg", w=53, fm="jpeg"), timeout=30)
+        assert fresh.status_code == 200
+        assert 'edge-s3; fwd=miss; detail="not stored"' in fresh.headers["cache-status"]
+    finally:
+        stop_server(edge)
+        s3.stop()
+
+
 def test_store_outage_is_a_clean_502_and_hits_still_serve(tmp_path: Path):
     s3 = start_s3()
     client = s3.client()
@@ -132,7 +162,11 @@ def test_store_outage_is_a_clean_502_and_hits_still_serve(tmp_path: Path):
         down = httpx.get(edge.url("a.jpg", w=51, fm="jpeg"), timeout=30)
         assert down.status_code in (502, 504), down.text
         assert down.headers["cache-control"] == "no-store"
-        assert httpx.get(edge.base + "/readyz").status_code == 503
+        # Ready still: an S3 outage is every replica's, and unready pods would stop serving the
+        # renditions their caches hold. The body and edge_dependency_up say what is down.
+        ready = httpx.get(edge.base + "/readyz")
+        assert ready.status_code == 200 and "s3 bucket" in ready.json()["degraded"][0]
+        assert metric(scrape(edge), "edge_dependency_up", name="masters") == 0
         # Renditions already made are still served from the caches, by the last version seen.
         hit = httpx.get(cached)
         assert hit.status_code == 200 and "hit" in hit.headers["cache-status"]

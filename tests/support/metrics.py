@@ -32,7 +32,7 @@ def scrape(server: Any) -> Samples:
     return parse(server.get(server.base + "/metrics").text)
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, /, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     if key in samples:
         return samples[key]
