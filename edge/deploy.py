@@ -35,6 +35,11 @@ http {
     client_body_timeout 10s;
     keepalive_timeout 30s;
     send_timeout 30s;
+    # Bounded requests: URLs up to 8 KB (signed URLs of HTTP masters are the long ones), small
+    # headers, and bodies only as big as a purge's (none): 414, 494 or 413 past them.
+    client_header_buffer_size 1k;
+    large_client_header_buffers 4 8k;
+    client_max_body_size 16k;
 
     # Accept headers come in thousands of spellings, but the origin only ever makes three
     # different answers for them. Normalise first, so the cache key (and the origin) sees three.
@@ -51,11 +56,20 @@ http {
     server {
         listen @LISTEN@;
 
+        # Operators' endpoints stay off the public listener (SECURITY.md): reach them on the
+        # origin's own port, from inside the network.
+        location = /metrics { return 404; }
+        location = /preview { return 404; }
+        location ^~ /admin/ { return 404; }
+
         location /img/ {
             proxy_pass http://edge_origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header Accept $edge_accept;
 
             proxy_cache edge_renditions;
@@ -83,6 +97,9 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
         }
     }
 }

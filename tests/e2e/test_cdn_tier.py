@@ -133,3 +133,13 @@ def test_non_canonical_spellings_are_served_under_the_canonical_key_without_a_re
     plain = httpx.get(cdn + bare)
     assert spelled.headers["etag"] == plain.headers["etag"] and spelled.content == plain.content
     assert "edge-memory; hit" in plain.headers["cache-status"] and plain.status_code == 200
+
+
+def test_operators_endpoints_are_not_reachable_through_the_public_listener(server: Server, cdn: str):
+    for method, path in (("GET", "/metrics"), ("GET", "/preview"), ("POST", "/admin/purge/flower_640x427.jpg")):
+        r = httpx.request(method, cdn + path)
+        assert r.status_code == 404 and "edge_requests_total" not in r.text, path
+    assert httpx.get(server.base + "/metrics").status_code == 200  # the origin's own port still has them
+    image = httpx.get(cdn + server.url("flower_640x427.jpg", w=77).removeprefix(server.base))
+    assert image.status_code == 200 and httpx.get(cdn + "/healthz").status_code == 200
+    assert httpx.get(cdn + "/img/" + "a" * 9000 + ".jpg").status_code == 414  # bounded request line
