@@ -59,7 +59,7 @@ class ServerConfig:
     render_memory_mb: int = 384
     # glibc malloc arenas per process (0: glibc's default, 8 per core). libvips, onnxruntime and the
     # render threads each get arenas that fragment: 2 cut the peak RSS of the hostile-load run
-    # from 744 to 522 MB (benchmarks/hostile.py). MALLOC_ARENA_MAX in the environment wins.
+    # from 744 to 522-590 MB (benchmarks/hostile.py; origin.imaging.runtime). MALLOC_ARENA_MAX wins.
     malloc_arenas: int = 2
     render_timeout_s: float = 20.0
     # A rendition that ran past render_timeout_s is answered 504 at once for this long (0: never).

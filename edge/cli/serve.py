@@ -17,9 +17,10 @@ from edge.http.protocol import TIMEOUT_ENV, DeadlineHttpToolsProtocol
 from edge.logs import configure_logging
 from edge.services import build_services, load_rule_set, survey_masters
 from edge.signing import Signer
-from origin.core.concurrency import cpu_count, limit_malloc_arenas
+from origin.core.concurrency import cpu_count
 from origin.core.master import MasterRecord
 from origin.core.request import RenditionOptions
+from origin.imaging.runtime import tune_process
 from origin.masters.local import LocalMasterStore
 
 SAMPLE_TRIES = 20  # files looked at for the "Try:" URL at start-up
@@ -44,7 +45,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     workers = workers or cpu_count()
     if workers < 1:
         raise SystemExit("edge: --workers must be 0 (one per CPU) or more")
-    limit_malloc_arenas(config.server.malloc_arenas)  # before the threads that would each get one
+    tune_process(config.server.malloc_arenas)  # before the threads that would each get a malloc arena
     load_rule_set(config)  # invalid rules stop here, with every error listed, before any worker starts
     signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"

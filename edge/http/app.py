@@ -45,7 +45,7 @@ def warn_about_insecure_settings(config: Config) -> list[str]:
 
 
 def create_app(config: Config, services: Services | None = None) -> ASGIApp:
-    tune_process()
+    tune_process(config.server.malloc_arenas)
     built = services or build_services(config)
     warn_about_insecure_settings(config)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import math
 import os
 import threading
@@ -86,20 +85,3 @@ class SingleFlight(Generic[T]):
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task), joined
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Cap glibc's malloc arenas for this process and the processes it starts (through
-    MALLOC_ARENA_MAX, which glibc reads at start-up); unless the environment already says, or
-    `arenas` is 0. False where this is not glibc."""
-    if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    os.environ["MALLOC_ARENA_MAX"] = str(arenas)
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False

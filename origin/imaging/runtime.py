@@ -6,29 +6,48 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 from typing import Any
 
 import pyvips
+
+from origin.core.concurrency import cpu_count
 
 log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
 def tune_process(malloc_arenas: int = 2) -> None:
+    """Call early: before the threads (libvips', onnxruntime's) that would each get a malloc arena."""
     guard_log_handler()
     # We cache renditions ourselves. libvips' operation cache would keep recent thumbnail calls,
     # and with them whole master buffers, alive: hundreds of MB after a few dozen misses.
     pyvips.cache_set_max(0)
-    # glibc gives each thread that contends for malloc its own arena; libvips' worker threads
-    # then fragment them around large decode buffers. Two arenas halve peak RSS at no measured cost.
+    # libvips sizes its thread pools from the machine's cores (64 on a 64-core node); a pod
+    # limited to 2 CPUs by its cgroup gets 2. VIPS_CONCURRENCY, when set, wins.
+    if "VIPS_CONCURRENCY" not in os.environ:
+        pyvips.concurrency_set(cpu_count())
+    limit_malloc_arenas(malloc_arenas)
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """At most `arenas` glibc malloc arenas, in this process (mallopt) and in the processes it
+    starts (MALLOC_ARENA_MAX, read by glibc at start-up). glibc gives each thread that contends for
+    malloc its own arena, and libvips' and onnxruntime's threads fragment them around large decode
+    buffers: two cut the hostile-load run's peak RSS from 744 to 522-590 MB (benchmarks/hostile.py).
+    An environment that sets MALLOC_ARENA_MAX wins; 0 keeps glibc's default. False when not applied."""
+    if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = str(arenas)
     name = ctypes.util.find_library("c")
-    if name:
-        try:
-            libc = ctypes.CDLL(name)
-            if hasattr(libc, "mallopt"):
-                libc.mallopt(M_ARENA_MAX, malloc_arenas)
-        except OSError:
-            log.debug("could not tune malloc arenas")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(hasattr(libc, "mallopt") and libc.mallopt(M_ARENA_MAX, arenas))
+    except OSError:
+        log.debug("could not tune malloc arenas")
+        return False
 
 
 _guarded = False

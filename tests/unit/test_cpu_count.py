@@ -3,12 +3,18 @@ cgroup CPU quota (a container limited to 2 CPUs on a 64-core node must not start
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
+import pyvips
 
+from edge.config import load_config
+from edge.services import build_services
 from origin.core import concurrency
+from origin.imaging.runtime import tune_process
+from tests.support.corpus import CORPUS, TEST_ENV
 
 
 def quota_files(monkeypatch: pytest.MonkeyPatch, *pairs: tuple[Path, Path | None]) -> None:
@@ -38,3 +44,25 @@ def test_cgroup_v1_quota_and_no_cgroup(tmp_path: Path, monkeypatch: pytest.Monke
     assert concurrency.cgroup_cpu_quota() is None
     quota_files(monkeypatch, (tmp_path / "none", None))
     assert concurrency.cgroup_cpu_quota() is None and concurrency.cpu_count() >= 1
+
+
+def test_a_process_limited_to_one_cpu_sizes_every_pool_to_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Render threads, libvips' thread pools and onnxruntime's threads all follow the quota."""
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("100000 100000\n")
+    quota_files(monkeypatch, (cpu_max, None))
+    monkeypatch.delenv("VIPS_CONCURRENCY", raising=False)
+    before = pyvips.concurrency_get()
+    try:
+        tune_process(0)
+        assert pyvips.concurrency_get() == 1
+        env = {**TEST_ENV, "EDGE_MASTERS": str(CORPUS), "EDGE_CACHE_DIR": str(tmp_path / "cache")}
+        services = build_services(load_config(env=env))
+        try:
+            assert services.renditions.renderer.pool.workers == 1
+            upscaler = services.renditions.renderer.superres
+            assert upscaler is None or upscaler.upscaler.threads == 1
+        finally:
+            asyncio.run(services.close())
+    finally:
+        pyvips.concurrency_set(before)
