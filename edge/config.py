@@ -209,6 +209,20 @@ def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}.{e}") from None
 
 
+def unknown_environment(env: Mapping[str, str] | None = None) -> list[str]:
+    """EDGE_* variables that name no section (a typo like EDGE_SEVRER_PORT would otherwise be
+    ignored in silence); an unknown setting in a known section is an error of load_config."""
+    env = os.environ if env is None else env
+    sections = [f.name for f in fields(Config)]
+    unknown = []
+    for var in sorted(env):
+        if not var.startswith("EDGE_") or var in SHORT_ENV or var == "EDGE_CONFIG":
+            continue
+        if not any(var[5:].lower().startswith(section + "_") for section in sections):
+            unknown.append(f"{var} is not a setting (EDGE_<SECTION>_<NAME>; sections: {', '.join(sections)})")
+    return unknown
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """File, then environment, then explicit overrides (`section.name` keys, e.g. from CLI flags)."""
     env = os.environ if env is None else env

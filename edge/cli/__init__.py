@@ -17,16 +17,35 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import onnxruntime
+import pyvips
+
 from edge.cli import caches, deploy, masters, models, rules, serve, sign, sitemaps
 from edge.cli.common import config_from_args
 from edge.config import ConfigError
 from origin.core.errors import Problem
+from origin.core.software import SOFTWARE
 
 GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy, masters]  # modules with register(subparsers)
 
 
+class Versions(argparse.Action):
+    """`edge --version`: this package's, libvips' and onnxruntime's versions."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, help="print the versions of edge-image-cdn, libvips and onnxruntime"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        libvips = ".".join(str(pyvips.version(i)) for i in range(3))
+        print(f"{SOFTWARE} libvips/{libvips} onnxruntime/{onnxruntime.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Image CDN origin: signed, negotiated renditions.")
+    parser.add_argument("--version", action=Versions)
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import os
 import sys
 import tempfile
@@ -11,7 +12,7 @@ import tempfile
 import uvicorn
 
 from edge.cli.common import add_common
-from edge.config import Config
+from edge.config import Config, unknown_environment
 from edge.http.app import WORKER_PROCESSES, create_app
 from edge.http.protocol import TIMEOUT_ENV, DeadlineHttpToolsProtocol
 from edge.logs import configure_logging
@@ -23,6 +24,7 @@ from origin.core.request import RenditionOptions
 from origin.imaging.runtime import tune_process
 from origin.masters.local import LocalMasterStore
 
+log = logging.getLogger("edge")
 SAMPLE_TRIES = 20  # files looked at for the "Try:" URL at start-up
 
 
@@ -46,6 +48,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     if workers < 1:
         raise SystemExit("edge: --workers must be 0 (one per CPU) or more")
     tune_process(config.server.malloc_arenas)  # before the threads that would each get a malloc arena
+    for warning in unknown_environment():
+        log.warning("%s", warning)
     load_rule_set(config)  # invalid rules stop here, with every error listed, before any worker starts
     signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"

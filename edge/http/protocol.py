@@ -19,7 +19,7 @@ import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-TIMEOUT_ENV = "EDGE_REQUEST_TIMEOUT_S"  # handed to worker processes, which build their own protocol
+TIMEOUT_ENV = "_EDGE_REQUEST_TIMEOUT_S"  # handed to worker processes, which build their own protocol
 DEFAULT_TIMEOUT_S = 10.0
 
 

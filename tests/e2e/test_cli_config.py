@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from edge.config import ConfigError, load_config
 from origin.masters.index import version_hash
 from tests.support.corpus import CORPUS, TEST_KEYS
-from tests.support.server import Server
+from tests.support.server import Server, start_server, stop_server
 
 
 def edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,3 +103,19 @@ def test_unknown_routes_are_problem_json_too(server: Server, http: httpx.Client)
     r = http.post(server.url("flower_640x427.jpg"))
     assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
     assert r.headers["allow"] == "GET, HEAD"
+
+
+def test_version_names_the_package_libvips_and_onnxruntime():
+    out = edge("--version")
+    assert out.returncode == 0
+    assert re.fullmatch(r"edge-image-cdn/\S+ libvips/\d+\.\d+\.\d+ onnxruntime/\S+\n", out.stdout), out.stdout
+
+
+def test_a_typo_in_an_edge_variable_is_reported_at_start(tmp_path: Path):
+    server = start_server(tmp_path, {"EDGE_SEVRER_PORT": "9", "EDGE_LIMITS_MAX_FRAMES": "50"})
+    try:
+        log = server.log()
+        assert "EDGE_SEVRER_PORT is not a setting" in log and "sections: server, signing" in log
+        assert "EDGE_LIMITS_MAX_FRAMES" not in log  # a real setting says nothing
+    finally:
+        stop_server(server)
