@@ -17,14 +17,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import onnxruntime
-import pyvips
-
 from edge.cli import caches, deploy, masters, models, rules, serve, sign, sitemaps
 from edge.cli.common import config_from_args
 from edge.config import ConfigError
 from origin.core.errors import Problem
 from origin.core.software import SOFTWARE
+from origin.imaging.runtime import libvips_version
+from origin.superres.runtime import onnxruntime_version
 
 GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy, masters]  # modules with register(subparsers)
 
@@ -38,8 +37,7 @@ class Versions(argparse.Action):
         )
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
-        libvips = ".".join(str(pyvips.version(i)) for i in range(3))
-        print(f"{SOFTWARE} libvips/{libvips} onnxruntime/{onnxruntime.__version__}")
+        print(f"{SOFTWARE} libvips/{libvips_version()} onnxruntime/{onnxruntime_version()}")
         parser.exit()
 
 

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
+def libvips_version() -> str:
+    return ".".join(str(pyvips.version(i)) for i in range(3))
+
+
 def tune_process(malloc_arenas: int = 2) -> None:
     """Call early: before the threads (libvips', onnxruntime's) that would each get a malloc arena."""
     guard_log_handler()

@@ -44,6 +44,10 @@ SPEED_SAMPLE = (384, 288)  # input size of the one-off speed measurement
 MIN_REFINE_PIXELS = 250_000  # output pixels a real run needs to refine the measured speed
 
 
+def onnxruntime_version() -> str:
+    return str(ort.__version__)
+
+
 @dataclass
 class _Loaded:
     spec: ModelSpec
