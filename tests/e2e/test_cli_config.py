@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -12,18 +11,9 @@ import pytest
 
 from edge.config import ConfigError, load_config
 from origin.masters.index import version_hash
-from tests.support.corpus import CORPUS, TEST_KEYS
+from tests.support.cli import edge
+from tests.support.corpus import CORPUS
 from tests.support.server import Server, start_server, stop_server
-
-
-def edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, **(env or {})},
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["sign"], ["version"]])
@@ -119,3 +109,32 @@ def test_a_typo_in_an_edge_variable_is_reported_at_start(tmp_path: Path):
         assert "EDGE_LIMITS_MAX_FRAMES" not in log  # a real setting says nothing
     finally:
         stop_server(server)
+
+
+def test_sign_from_a_file_signs_every_line_and_reports_the_bad_ones(server: Server, http: httpx.Client):
+    lines = "\n".join(
+        [
+            "flower_640x427.jpg w=160 fm=webp",
+            '{"path": "rocket_640x427.jpg", "w": 120, "q": 70}',
+            "",
+            "# a comment",
+            "no-such.jpg w=10",
+            "flower_640x427.jpg w=abc",
+            "flower_640x427.jpg zoom=2",
+        ]
+    )
+    out = edge("sign", "--masters", str(server.masters), "--from", "-", stdin=lines + "\n")
+    assert out.returncode == 1  # some lines could not be signed
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 5, 6, 7]
+    for row in rows[:2]:
+        assert http.get(server.base + row["url"]).status_code == 200, row
+    assert "no master" in rows[2]["error"] and "w must be an integer" in rows[3]["error"]
+    assert "unknown option 'zoom'" in rows[4]["error"]
+    single = edge("sign", "flower_640x427.jpg", "--masters", str(server.masters), "--w", "160", "--fm", "webp")
+    assert single.stdout.strip() == rows[0]["url"]  # the same URL as one at a time
+
+
+def test_sign_warns_about_the_development_key():
+    out = edge("sign", "coffee.jpg", "--w", "10", env={"EDGE_KEYS": ""})
+    assert out.returncode == 0 and "development key" in out.stderr
