@@ -153,5 +153,5 @@ def plan_rendition(
         flatten=header.has_alpha and not FORMATS[fmt].alpha,
         fail_on=limits.fail_on,
         to_srgb=header.has_profile,
-        superres_scale=0 if animated or superres is None else superres.scale(enlarge, enhance),
+        superres_scale=0 if animated or superres is None else superres.scale(enlarge, enhance, min(rw, rh)),
     )

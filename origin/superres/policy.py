@@ -9,7 +9,8 @@ A model runs wherever pixels are missing: whenever a rendition needs more than `
 its source region's pixels per side, whatever its URL spells (`w=1280`, or `w=640&dpr=2`). Only
 dense screens or very wide viewports pick such a srcset candidate, so it is a high-DPR request by
 construction; `dpr` in a URL only multiplies `w` and `h`. Every candidate srcset offers past the
-master (up to `width_factor` times its width) is therefore made by the model on a miss.
+master (up to `width_factor` times its width) is therefore made by the model on a miss, unless
+the source is too small to hold detail (`MIN_SOURCE_SIDE`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 
 ENHANCE = ("auto", "never")  # a rule's `enhance`: may a model make pixels for its masters?
 MAX_ENLARGEMENT = 2  # how many times the master's width srcset may offer where a model may run
+# Sources smaller than this on their short side get Lanczos, not a model: a 1x1 or 4000x1 master
+# holds no texture to infer from, and the model's run costs more than the flat result is worth.
+MIN_SOURCE_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,13 @@ class SuperResPolicy:
     def active(self) -> bool:
         return self.settings.enabled and self.available
 
-    def scale(self, factor: float, enhance: str = "auto") -> int:
+    def scale(self, factor: float, enhance: str = "auto", source_side: int = MIN_SOURCE_SIDE) -> int:
         """2 or 4 when a model should make the missing pixels of a rendition whose source region
-        is enlarged `factor` times per side; 0 for Lanczos (or no enlargement)."""
+        is enlarged `factor` times per side; 0 for Lanczos (or no enlargement). A source whose
+        short side is under MIN_SOURCE_SIDE pixels has no detail for a model to work from."""
         if not self.models_may_run(enhance) or factor <= self.settings.min_factor:
+            return 0
+        if source_side < MIN_SOURCE_SIDE:
             return 0
         return 2 if factor <= MAX_ENLARGEMENT else 4
 

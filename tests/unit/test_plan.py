@@ -234,3 +234,14 @@ def test_quality_comes_from_the_url_else_the_config_lower_at_high_dpr():
     assert chosen("png", w=400, q="auto") == (100, None, None)  # lossless: no quality to choose
     auto = plan_rendition(RenditionOptions(w=400), PHOTO, "webp", LIMITS, replace(formats, auto_quality=True))
     assert auto.quality_target == 74
+
+
+def test_sources_too_small_to_hold_detail_get_lanczos_not_a_model():
+    for w, h, wanted in ((1, 1, 0), (4000, 1, 0), (7, 300, 0), (8, 8, 4), (32, 24, 4)):
+        header = MasterHeader("jpeg", w, h, 3, False, 1)
+        p = plan_rendition(RenditionOptions(w=1280, h=1280), header, "jpeg", LIMITS, superres=SR)
+        assert p.superres_scale == wanted, (w, h)
+        assert p.upscale != "none"  # enlarged either way (a 4000x1 strip covers the square from 1x1)
+    # A crop of a big master down to a sliver is the same: the region is the source.
+    sliver = plan_rendition(RenditionOptions(w=800, crop=Crop(0, 0, 400, 4)), PHOTO, "jpeg", LIMITS, superres=SR)
+    assert sliver.superres_scale == 0
