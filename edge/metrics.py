@@ -56,6 +56,12 @@ class Metrics:
             "edge_cache_lookups_total", "Rendition cache lookups by tier and result", ["tier", "result"], registry=r
         )
         self.renders = Counter("edge_renders_total", "Renditions rendered, by format", ["format"], registry=r)
+        self.renditions = Counter(
+            "edge_renditions_total",
+            "Renditions made, by what made their pixels: none (a reduction), lanczos, or model",
+            ["upscale"],
+            registry=r,
+        )
         self.singleflight_joins = Counter(
             "edge_singleflight_joins_total", "Requests that joined a render already in flight", registry=r
         )
@@ -139,8 +145,9 @@ class Metrics:
         if self.multiprocess and self._depth is not None:
             self.queue_depth.set(self._depth())
 
-    def observe_render(self, fmt: str, timings: dict[str, float]) -> None:
+    def observe_render(self, fmt: str, timings: dict[str, float], upscale: str = "none") -> None:
         self.renders.labels(fmt).inc()
+        self.renditions.labels(upscale if upscale in ("none", "lanczos") else "model").inc()
         if "fetch" in timings:
             self.fetch_seconds.observe(timings["fetch"])
         if "render" in timings:

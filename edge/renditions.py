@@ -8,6 +8,7 @@ counts what happened. The outcome is structured: edge.headers spells it as respo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,9 @@ from origin.core.request import RenditionOptions
 from origin.render import Job, Made, Renderer
 
 log = logging.getLogger("edge")
+# One JSON line per rendition made (edge.logs writes them bare, like the access log): the audit
+# trail of what was made from which master version, how, and what it says about itself.
+audit = logging.getLogger("edge.render")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,29 @@ class Outcome:
         if any(lookup.hit for lookup in self.lookups):
             return "hit"
         return "collapsed" if self.collapsed else "miss"
+
+
+def record_render(job: Job, made: Made) -> None:
+    """The audit line of one rendition: master, version, what was made, how, and its provenance."""
+    if not audit.isEnabledFor(logging.INFO):
+        return
+    plan, rendition = job.plan, made.rendition
+    line = {
+        "time": round(time.time(), 3),
+        "event": "render",
+        "key": job.key,
+        "master": job.record.path,
+        "version": job.record.short_version,
+        "width": rendition.width,
+        "height": rendition.height,
+        "format": rendition.format,
+        "quality": plan.quality_target if plan.quality_target is not None else plan.quality,
+        "upscale": rendition.upscale,
+        "source_type": "algorithmicallyEnhanced" if rendition.upscale not in ("none", "lanczos") else "master's",
+        "bytes": len(rendition.body),
+        "ms": {name: round(seconds * 1000, 1) for name, seconds in made.timings.items()},
+    }
+    audit.info("%s", json.dumps(line, separators=(",", ":")))
 
 
 class RenditionService:
@@ -123,10 +150,11 @@ class RenditionService:
             # Too slow to wait for: Lanczos now, privately cached; the model in the background.
             self.metrics.superres_fallbacks.labels("budget").inc()
             self.interim[job.key] = made.rendition
-            self._upgrade_later(job.key, made)
+            self._upgrade_later(job, made)
             return Outcome(made.rendition, lookups, made.timings, interim=True)
         unstored = await self._store(job.key, made)
-        self.metrics.observe_render(made.rendition.format, made.timings)
+        self.metrics.observe_render(made.rendition.format, made.timings, made.rendition.upscale)
+        record_render(job, made)
         return Outcome(made.rendition, lookups, made.timings, stored=True, unstored=unstored)
 
     async def _store(self, key: str, made: Made) -> tuple[str, ...]:
@@ -135,14 +163,18 @@ class RenditionService:
             self.metrics.superres_runs.labels(made.rendition.upscale).inc()
         return unstored
 
-    def _upgrade_later(self, key: str, stand_in: Made) -> None:
+    def _upgrade_later(self, job: Job, stand_in: Made) -> None:
+        key = job.key
         if key in self.upgrading or stand_in.upgrade is None:
             return
         upgrade = stand_in.upgrade
 
         async def run() -> None:
             try:
-                await self._store(key, await upgrade())
+                upgraded = await upgrade()
+                await self._store(key, upgraded)
+                self.metrics.observe_render(upgraded.rendition.format, upgraded.timings, upgraded.rendition.upscale)
+                record_render(job, upgraded)
             except Exception as error:  # the stand-in keeps serving; the next miss tries again
                 self.metrics.superres_fallbacks.labels("error").inc()
                 log.warning("super-resolution upgrade failed: %s", error)

@@ -94,11 +94,13 @@ class InProcess:
         return self.transport.run(coroutine, timeout=60)
 
     def _capture(self) -> None:
-        """Log as `edge serve` does: access lines as bare JSON, the rest with level and logger."""
+        """Log as `edge serve` does: access and render-audit lines as bare JSON, the rest with
+        level and logger."""
         self._handlers = []
         for name, fmt, propagate in (
             ("edge", "%(levelname)s %(name)s: %(message)s", True),
             ("edge.access", "%(message)s", False),
+            ("edge.render", "%(message)s", False),
         ):
             logger = logging.getLogger(name)
             handler = logging.StreamHandler(self._log)

@@ -88,13 +88,27 @@ def test_access_log_is_one_json_line_per_request_with_its_id(fresh: InProcess):
     assert refused["status"] == 403 and refused["cache"] == "none"
 
 
+def test_every_rendition_made_leaves_one_audit_line_and_is_counted_by_how_it_was_made(fresh: InProcess):
+    before = value(scrape(fresh), "edge_renditions_total", upscale="none")
+    url = fresh.url("flower_640x427.jpg", w=97, fm="webp", q=61)
+    assert fresh.get(url).status_code == 200 and fresh.get(url).status_code == 200  # a miss, then a hit
+    lines = [json.loads(line) for line in fresh.log().splitlines() if line.startswith('{"time"')]
+    made = [r for r in lines if r.get("event") == "render" and r["master"] == "flower_640x427.jpg" and r["width"] == 97]
+    assert len(made) == 1  # the hit made nothing
+    [line] = made
+    assert line["format"] == "webp" and line["quality"] == 61 and line["upscale"] == "none"
+    assert line["version"] and line["key"] and line["bytes"] > 0 and line["ms"]["encode"] > 0
+    assert line["source_type"] == "master's"
+    assert value(scrape(fresh), "edge_renditions_total", upscale="none") == before + 1
+
+
 def logged(server: InProcess, *request_ids: str) -> dict[str, dict]:
     """Access-log records by request id, waiting for the ones named: a line is written just after
     its response has gone out, so it can trail the client by a moment."""
     deadline = time.monotonic() + 5
     while True:
         records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-        by_id = {r["request_id"]: r for r in records}
+        by_id = {r["request_id"]: r for r in records if "request_id" in r}  # not the render audit
         if all(i in by_id for i in request_ids) or time.monotonic() > deadline:
             return by_id
         time.sleep(0.05)
