@@ -185,12 +185,12 @@ def master_store(config: Config) -> MasterStore:
     return primary
 
 
-def cache_tiers(config: Config, *, shared_only: bool = False, processes: int = 1) -> list[Tier]:
-    """The rendition tiers, nearest first; `shared_only` leaves out this process's memory. With
-    several processes, each has a share of cache.memory_mb and the disk tier is shared."""
+def cache_tiers(config: Config, *, processes: int = 1) -> list[Tier]:
+    """The rendition tiers, nearest first. With several processes, each has a share of
+    cache.memory_mb and the disk tier is shared."""
     c = config.cache
     tiers: list[Tier] = []
-    if c.memory_mb and not shared_only:
+    if c.memory_mb:
         tiers.append(MemoryTier(c.memory_mb * 1024 * 1024 // processes))
     if c.disk_mb and processes > 1:
         tiers.append(SharedDiskTier(c.disk_dir, c.disk_mb * 1024 * 1024))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import httpx
 
+from edge.caches.disk import purge_files
+from edge.caches.s3 import S3Tier
 from edge.cli.common import add_common
 from edge.config import Config, ConfigError
-from edge.services import cache_tiers, capacity_of, load_rule_set, lookup_master
+from edge.services import capacity_of, load_rule_set, lookup_master
 from edge.signing import Signer
 from edge.warm import warm, warm_requests
 from origin.core.keys import master_id
@@ -47,25 +50,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_purge(args: argparse.Namespace, config: Config) -> int:
     """Drop a master's renditions from the shared tiers (disk, S3) and from each named server."""
-    shared = cache_tiers(config, shared_only=True)
+    prefix = master_id(args.path)
+    disk = Path(config.cache.disk_dir)
+    if config.cache.disk_mb and disk.is_dir():  # never creates a cache directory where there is none
+        print(f"edge-disk ({disk}): {purge_files(disk, prefix)} renditions removed")
+    if config.cache.s3_url:
+        tier = S3Tier(config.cache.s3_url, config.s3)
 
-    async def purge_shared() -> dict[str, int]:
-        try:
-            return {t.name: await t.purge(master_id(args.path)) for t in shared}
-        finally:
-            for t in shared:
-                await t.close()
+        async def purge_s3() -> int:
+            try:
+                return await tier.purge(prefix)
+            finally:
+                await tier.close()
 
-    print(f"shared tiers: {asyncio.run(purge_shared())}")
+        print(f"edge-s3 ({config.cache.s3_url}): {asyncio.run(purge_s3())} renditions removed")
     failed = 0
     for server in args.server or []:
-        response = httpx.post(
-            f"{server.rstrip('/')}/admin/purge/{args.path}",
-            headers={"Authorization": f"Bearer {config.admin.token}"},
-            timeout=30,
-        )
-        print(f"{server}: {response.status_code} {response.text.strip()}")
-        failed += response.status_code != 200
+        try:
+            response = httpx.post(
+                f"{server.rstrip('/')}/admin/purge/{args.path}",
+                headers={"Authorization": f"Bearer {config.admin.token}"},
+                timeout=30,
+            )
+        except httpx.HTTPError as e:
+            print(f"{server}: not reachable ({type(e).__name__})", file=sys.stderr)
+            failed += 1
+            continue
+        if response.status_code == 200:
+            removed = response.json().get("removed", {})
+            print(f"{server}: " + ", ".join(f"{tier} {n}" for tier, n in removed.items()) + " removed")
+        else:
+            detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
+            print(f"{server}: {response.status_code} {detail or response.text.strip()[:200]}", file=sys.stderr)
+            failed += 1
     return 1 if failed else 0
 
 

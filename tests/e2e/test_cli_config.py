@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from edge.config import ConfigError, load_config
 from origin.masters.index import version_hash
 from tests.support.cli import edge
-from tests.support.corpus import CORPUS
+from tests.support.corpus import CORPUS, TEST_KEYS
 from tests.support.server import Server, start_server, stop_server
 
 
@@ -138,3 +140,17 @@ def test_sign_from_a_file_signs_every_line_and_reports_the_bad_ones(server: Serv
 def test_sign_warns_about_the_development_key():
     out = edge("sign", "coffee.jpg", "--w", "10", env={"EDGE_KEYS": ""})
     assert out.returncode == 0 and "development key" in out.stderr
+
+
+def test_purge_with_a_server_down_says_so_and_leaves_no_stray_directory(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "purge", "coffee.jpg", "--server", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # the default cache dir is relative: var/cache must not appear here
+        env={"PATH": "/usr/bin:/bin", "EDGE_KEYS": TEST_KEYS, "EDGE_ADMIN_TOKEN": "admin-token-0123456789"},
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "http://127.0.0.1:9: not reachable (ConnectError)" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "var").exists()
