@@ -107,6 +107,9 @@ class CacheConfig:
     s3_url: str = ""  # s3://bucket/prefix: a rendition tier shared by every replica (behind disk)
     # Masters decoded once for all the renditions their rules declare (a srcset burst); 0: off.
     decoded_mb: int = 64  # a burst works on a master or two at a time: ~6 decodes of 2048 px
+    # Response headers naming the master's id on every rendition, for CDN purges by tag (Fastly
+    # reads Surrogate-Key, Cloudflare Cache-Tag); `edge purge` prints the id. Empty: none sent.
+    surrogate_key_headers: tuple[str, ...] = ("Surrogate-Key", "Cache-Tag")
 
     def __post_init__(self) -> None:
         sizes = min(self.memory_mb, self.disk_mb, self.decoded_mb)

@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_purge(args: argparse.Namespace, config: Config) -> int:
     """Drop a master's renditions from the shared tiers (disk, S3) and from each named server."""
     prefix = master_id(args.path)
+    tag = prefix.rstrip("-")
+    headers = ", ".join(config.cache.surrogate_key_headers)
+    if headers:  # what a CDN in front still holds: purge it by this tag
+        print(f"CDN: purge tag {tag} (sent as {headers} on every rendition of {args.path})")
     disk = Path(config.cache.disk_dir)
     if config.cache.disk_mb and disk.is_dir():  # never creates a cache directory where there is none
         print(f"edge-disk ({disk}): {purge_files(disk, prefix)} renditions removed")

@@ -56,6 +56,7 @@ class ImagesFirst:
         self._fixed: Memo[tuple[str, VersionState, bytes, float | None], list[Header]] = Memo(4096)
         # Under closed world hints are not applied: they would make renditions no rule declares.
         self.hints = services.config.client_hints.enabled and not services.config.rules.closed_world
+        self.surrogate_headers = [name.lower().encode() for name in services.config.cache.surrogate_key_headers]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.hints:
@@ -173,6 +174,9 @@ class ImagesFirst:
                 (b"accept-ranges", b"bytes"),
                 (b"timing-allow-origin", b"*"),
                 (b"x-content-type-options", b"nosniff"),
+                # Every rendition of a master shares this tag (its id, the keys' prefix): one CDN
+                # purge by tag takes them all down (edge purge prints it).
+                *[(name, surrogate_key(key).encode()) for name in self.surrogate_headers],
                 *([(b"vary", vary)] if vary else []),
             ]
             self._fixed[(key, state, vary, modified)] = made
@@ -188,6 +192,11 @@ def asking_for_hints(send: Send) -> Send:
         await send(message)
 
     return sending
+
+
+def surrogate_key(rendition_key: str) -> str:
+    """The master id a rendition key starts with (origin.core.keys.master_id, without its dash)."""
+    return rendition_key.partition("-")[0]
 
 
 def status_of(outcome: Outcome) -> str:

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from origin.core.keys import master_id
 from origin.masters.index import version_hash
 from tests.support.app import InProcess, in_process
 from tests.support.corpus import AVIF_ACCEPT, MASTER_STAT_TTL_S, WEBP_ACCEPT
@@ -239,3 +240,16 @@ def test_a_formats_default_quality_spelled_out_is_the_same_entry(server: InProce
     assert http.get(server.url(PHOTO, w=93, fm="avif", q=51)).headers["etag"] != spelled.headers["etag"]
     lossless = http.get(server.url(PHOTO, w=93, fm="png", q=10))  # PNG has no quality to choose
     assert http.get(server.url(PHOTO, w=93, fm="png")).headers["etag"] == lossless.headers["etag"]
+
+
+def test_every_rendition_carries_its_masters_purge_tag(server: InProcess, http: httpx.Client, tmp_path):
+    tag = master_id(PHOTO).rstrip("-")
+    for url in (server.url(PHOTO, w=130), server.url(PHOTO, w=131, fm="webp")):
+        r = http.get(url)
+        assert r.headers["surrogate-key"] == r.headers["cache-tag"] == tag
+        again = http.get(url, headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and again.headers["surrogate-key"] == tag
+    assert http.get(server.url("rocket_640x427.jpg", w=130)).headers["cache-tag"] != tag
+    with in_process(tmp_path, {"EDGE_CACHE_SURROGATE_KEY_HEADERS": ""}) as bare, bare.client() as client:
+        r = client.get(bare.url(PHOTO, w=130))
+        assert r.status_code == 200 and "surrogate-key" not in r.headers and "cache-tag" not in r.headers
