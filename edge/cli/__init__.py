@@ -9,6 +9,7 @@ and is called with the configuration main() loaded from --config, the environmen
     models list, models add        edge.cli.models
     deploy nginx                   edge.cli.deploy
     masters check                  edge.cli.masters
+    provenance FILE|URL            edge.cli.provenance
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import caches, deploy, masters, models, rules, serve, sign, sitemaps
+from edge.cli import caches, deploy, masters, models, provenance, rules, serve, sign, sitemaps
 from edge.cli.common import config_from_args
 from edge.config import ConfigError
 from origin.core.errors import Problem
@@ -25,7 +26,17 @@ from origin.core.software import SOFTWARE
 from origin.imaging.runtime import libvips_version
 from origin.superres.runtime import onnxruntime_version
 
-GROUPS = [serve, sign, caches, rules, sitemaps, models, deploy, masters]  # modules with register(subparsers)
+GROUPS = [
+    serve,
+    sign,
+    caches,
+    rules,
+    sitemaps,
+    models,
+    deploy,
+    masters,
+    provenance,
+]  # modules with register(subparsers)
 
 
 class Versions(argparse.Action):

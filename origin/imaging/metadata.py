@@ -447,3 +447,38 @@ def rights_in(data: bytes) -> dict[str, str]:
         return rights_of(pyvips.Image.new_from_buffer(data, "", access="sequential"))
     except pyvips.Error:
         return {}
+
+
+def history_of(xmp: bytes) -> list[dict[str, str]]:
+    """The xmpMM:History events of an XMP packet (action, softwareAgent, parameters, ...)."""
+    root = _parse_xmp(xmp) if xmp and len(xmp) <= MAX_XMP_BYTES else None
+    if root is None:
+        return []
+    mm, ev = XMP_NS["xmpMM"], XMP_NS["stEvt"]
+    events = []
+    for item in root.iterfind(f".//{{{mm}}}History/{{{RDF}}}Seq/{{{RDF}}}li"):
+        event = {child.tag.partition("}")[2]: (child.text or "").strip()[:MAX_TEXT] for child in item}
+        event.update({k.partition("}")[2]: v[:MAX_TEXT] for k, v in item.attrib.items() if k.startswith(f"{{{ev}}}")})
+        events.append(event)
+    return events
+
+
+def provenance_in(data: bytes) -> dict[str, object]:
+    """What an image says about where it came from (for `edge provenance`): format and size, its
+    IPTC Digital Source Type, its XMP history, and the rights fields a rendition keeps."""
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    except pyvips.Error as e:
+        raise ValueError(f"not an image libvips can read: {str(e).splitlines()[0]}") from None
+    rights = rights_of(image)
+    loader = image.get("vips-loader") if image.get_typeof("vips-loader") else "unknown"
+    return {
+        "format": str(loader).removesuffix("_buffer").removesuffix("load"),
+        "width": image.width,
+        "height": image.height,
+        "bytes": len(data),
+        "source_type": rights.pop("Iptc4xmpExt:DigitalSourceType", None),
+        "history": history_of(_blob(image, "xmp-data")),
+        "rights": rights,
+        "c2pa": None,  # Content Credentials are not written (nor read) yet
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from origin.superres.registry import available_models
+from tests.support.cli import edge
 from tests.support.corpus import CORPUS
 from tests.support.server import Server, start_server, stop_server
 
@@ -93,3 +94,21 @@ def test_a_generated_master_is_not_weakened_to_enhanced(served: Server, tmp_path
     tags = read_tags(r.content, tmp_path, "generated.jpg")
     assert value(tags, ":DigitalSourceType") == [TYPES + "trainedAlgorithmicMedia"]
     assert value(tags, ":HistoryAction") == ["edited"]  # the enhancement is in the history
+
+
+def test_edge_provenance_prints_what_a_rendition_says_about_itself(served: Server, tmp_path: Path):
+    url = served.url("captured.jpg", w=640, fm="webp")
+    r = served.get(url, timeout=120)
+    (tmp_path / "r.webp").write_bytes(r.content)
+    text = edge("provenance", str(tmp_path / "r.webp"))
+    assert text.returncode == 0, text.stderr
+    assert f"source type: {TYPES}algorithmicallyEnhanced" in text.stdout
+    assert "history:     edited by edge-image-cdn/" in text.stdout and r.headers["x-upscale"] in text.stdout
+    assert f"dc:rights: {COPYRIGHT}" in text.stdout
+    as_json = json.loads(edge("provenance", url, "--json").stdout)  # fetched as a browser would
+    assert as_json["format"] == "webp" and as_json["source_type"] == TYPES + "algorithmicallyEnhanced"
+    assert as_json["rights"]["exif:Copyright"] == COPYRIGHT and as_json["history"][0]["action"] == "edited"
+    plain = json.loads(edge("provenance", served.url("captured.jpg", w=100, fm="jpeg"), "--json").stdout)
+    assert plain["source_type"] == TYPES + "digitalCapture" and plain["history"] == []
+    missing = edge("provenance", str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 2 and "No such file" in missing.stderr
