@@ -1,4 +1,5 @@
-"""`edge sign` (a signed, versioned URL for a master) and `edge version` (its version hash).
+"""`edge sign` (a signed, versioned URL for a master) and `edge hash` (its version hash; also `edge
+version`, its first name).
 
 `edge sign --from FILE|-` signs many at once for build pipelines: one master per line, as
 `PATH [name=value ...]` (`cats/tom.jpg w=640 fm=avif`) or a JSON object (`{"path": "cats/tom.jpg",
@@ -50,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.set_defaults(func=cmd_sign)
 
     version = sub.add_parser(
-        "version", help="print a master's version hash", description="Print a master's version hash (blake3)."
+        "hash",
+        aliases=["version"],  # its first name, kept for scripts; `edge --version` is the program's
+        help="print a master's version hash (alias: version)",
+        description="Print a master's version hash (blake3): the v= of its URLs.",
     )
     add_common(version)
     version.add_argument("path", help="master path, relative to the masters directory")

@@ -18,7 +18,9 @@ from tests.support.corpus import CORPUS, TEST_KEYS
 from tests.support.server import Server, start_server, stop_server
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["sign"], ["version"]])
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["sign"], ["version"], ["hash"], ["provenance"], ["masters", "check"]]
+)
 def test_every_command_has_help(command):
     out = edge(*command, "--help")
     assert out.returncode == 0 and "usage: edge" in out.stdout
