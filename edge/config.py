@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edge.cdn import CdnSettings
 from edge.client_hints import ClientHintsSettings
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
@@ -144,6 +145,7 @@ class Config:
     sitemaps: SitemapsSettings = field(default_factory=SitemapsSettings)
     superres: SuperResSettings = field(default_factory=SuperResSettings)
     client_hints: ClientHintsSettings = field(default_factory=ClientHintsSettings)
+    cdn: CdnSettings = field(default_factory=CdnSettings)
 
     @property
     def rules_dir(self) -> Path:

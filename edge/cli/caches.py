@@ -11,6 +11,7 @@ import httpx
 
 from edge.caches.disk import purge_files
 from edge.caches.s3 import S3Tier
+from edge.cdn import send_purge
 from edge.cli.common import add_common
 from edge.config import Config, ConfigError
 from edge.services import capacity_of, load_rule_set, lookup_master
@@ -53,8 +54,7 @@ def cmd_purge(args: argparse.Namespace, config: Config) -> int:
     prefix = master_id(args.path)
     tag = prefix.rstrip("-")
     headers = ", ".join(config.cache.surrogate_key_headers)
-    if headers:  # what a CDN in front still holds: purge it by this tag
-        print(f"CDN: purge tag {tag} (sent as {headers} on every rendition of {args.path})")
+    failed = 0
     disk = Path(config.cache.disk_dir)
     if config.cache.disk_mb and disk.is_dir():  # never creates a cache directory where there is none
         print(f"edge-disk ({disk}): {purge_files(disk, prefix)} renditions removed")
@@ -68,7 +68,6 @@ def cmd_purge(args: argparse.Namespace, config: Config) -> int:
                 await tier.close()
 
         print(f"edge-s3 ({config.cache.s3_url}): {asyncio.run(purge_s3())} renditions removed")
-    failed = 0
     for server in args.server or []:
         try:
             response = httpx.post(
@@ -87,6 +86,15 @@ def cmd_purge(args: argparse.Namespace, config: Config) -> int:
             detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
             print(f"{server}: {response.status_code} {detail or response.text.strip()[:200]}", file=sys.stderr)
             failed += 1
+    # Last: with the origin's copies gone first, a request in between cannot fill the CDN again.
+    if config.cdn.provider:
+        try:
+            print(send_purge(config.cdn, tag, args.path, config.s3.region))
+        except RuntimeError as e:
+            print(f"CDN: {e}", file=sys.stderr)
+            failed += 1
+    elif headers:
+        print(f"CDN: purge tag {tag} (sent as {headers} on every rendition of {args.path}; [cdn] sends it)")
     return 1 if failed else 0
 
 
