@@ -2,7 +2,8 @@
 and is called with the configuration main() loaded from --config, the environment and the flags:
 
     serve                          edge.cli.serve
-    sign, version                  edge.cli.sign
+    sign, hash (alias version)     edge.cli.sign
+    --version                      edge.cli (Versions)
     purge, warm                    edge.cli.caches
     rules check, srcset, preload   edge.cli.rules
     sitemap build                  edge.cli.sitemaps
