@@ -12,6 +12,7 @@ when the thread has really stopped.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -83,8 +84,14 @@ class RenderPool:
         """Run `fn` in the pool within the time budget, on `ticket` (admitted now without one)."""
         ticket = ticket or self.admit()
         token = CancelToken()
+        began: list[float] = []  # when the worker thread started the render itself
+
+        def call(token: CancelToken) -> T:
+            began.append(time.monotonic())
+            return fn(token)
+
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, fn, token)
+        future = loop.run_in_executor(self._executor, call, token)
         ticket.handed = True
         future.add_done_callback(lambda _: ticket.release())
         future.add_done_callback(self._done)
@@ -92,7 +99,12 @@ class RenderPool:
             return await asyncio.wait_for(asyncio.shield(future), self.time_budget_s)
         except TimeoutError:
             token.cancel()
-            raise OverBudget(504, f"render took longer than its budget of {self.time_budget_s:g} s") from None
+            detail = f"render took longer than its budget of {self.time_budget_s:g} s"
+            # Its own cost only when it ran for most of the budget: one that waited in the queue
+            # for most of it says more about the load than about the rendition.
+            if not began or time.monotonic() - began[0] < self.time_budget_s / 2:
+                raise Problem(504, detail + " (most of it waiting for a worker)") from None
+            raise OverBudget(504, detail) from None
 
     def _done(self, future: asyncio.Future[T]) -> None:
         if not future.cancelled():
