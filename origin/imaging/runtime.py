@@ -7,6 +7,7 @@ import ctypes.util
 import gc
 import logging
 import os
+import sys
 from typing import Any
 
 import pyvips
@@ -15,6 +16,7 @@ from origin.core.concurrency import cpu_count
 
 log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # glibc mallopt parameter
+SWITCH_INTERVAL_S = 0.001  # see tune_process
 
 
 def libvips_version() -> str:
@@ -32,6 +34,9 @@ def tune_process(malloc_arenas: int = 2) -> None:
     if "VIPS_CONCURRENCY" not in os.environ:
         pyvips.concurrency_set(cpu_count())
     limit_malloc_arenas(malloc_arenas)
+    # The event loop shares the GIL with render threads that call into Python between libvips
+    # operations; at CPython's 5 ms switch interval it waited up to a few of those per request.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def limit_malloc_arenas(arenas: int) -> bool:
