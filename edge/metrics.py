@@ -18,7 +18,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Renders take milliseconds to seconds; hits microseconds: one bucket layout serves both.
@@ -87,6 +97,17 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.cache_bytes = Gauge(
+            "edge_cache_bytes",
+            "Bytes held by each rendition cache tier of this process (the disk: as last counted)",
+            ["tier"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._tiers: list[tuple[str, Callable[[], float]]] = []
+        if not self.multiprocess:  # process_*, python_gc_*, python_info: this process's, as usual
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                r.register(collector)
         self.queue_depth = Gauge(
             "edge_render_queue_depth", "Renders queued or running", registry=r, multiprocess_mode="livesum"
         )
@@ -138,12 +159,21 @@ class Metrics:
         if not self.multiprocess:  # read at each scrape; across processes each worker writes its own
             self.queue_depth.set_function(depth)
 
+    def track_tier(self, name: str, size: Callable[[], float]) -> None:
+        """Export a cache tier's size as edge_cache_bytes{tier}."""
+        self._tiers.append((name, size))
+        if not self.multiprocess:
+            self.cache_bytes.labels(name).set_function(size)
+
     def refresh(self) -> None:
         """Called every second: the per-request counts, and what a scrape cannot ask another
-        process (its queue depth)."""
+        process (its queue depth, its tiers' sizes)."""
         self.flush()
-        if self.multiprocess and self._depth is not None:
-            self.queue_depth.set(self._depth())
+        if self.multiprocess:
+            if self._depth is not None:
+                self.queue_depth.set(self._depth())
+            for name, size in self._tiers:
+                self.cache_bytes.labels(name).set(size())
 
     def observe_render(self, fmt: str, timings: dict[str, float], upscale: str = "none") -> None:
         self.renders.labels(fmt).inc()

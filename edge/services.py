@@ -5,6 +5,7 @@ from a `Services` (or from the builders here); nothing else constructs these par
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,9 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     )
     metrics = Metrics()
     metrics.track_queue(lambda: pool.pending)
+    for tier in cache.tiers:
+        if hasattr(tier, "bytes_used"):  # memory and disk know their size; S3 does not say
+            metrics.track_tier(tier.name, functools.partial(getattr, tier, "bytes_used"))
     ruleset = load_rule_set(config)
     upscaler = make_upscaler(config, processes)
     sr = config.superres

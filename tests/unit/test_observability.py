@@ -112,3 +112,12 @@ def logged(server: InProcess, *request_ids: str) -> dict[str, dict]:
         if all(i in by_id for i in request_ids) or time.monotonic() > deadline:
             return by_id
         time.sleep(0.05)
+
+
+def test_process_metrics_and_each_tiers_size_are_exported(fresh: InProcess):
+    assert fresh.get(fresh.url("rocket_640x427.jpg", w=93, fm="jpeg")).status_code == 200
+    samples = scrape(fresh)
+    assert value(samples, "process_resident_memory_bytes") > 10_000_000
+    assert value(samples, "python_gc_collections_total", generation="0") >= 0
+    memory, disk = (value(samples, "edge_cache_bytes", tier=t) for t in ("edge-memory", "edge-disk"))
+    assert memory > 0 and disk > 0  # the rendition just made is in both
