@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.cdn import CdnSettings
 from edge.client_hints import ClientHintsSettings
+from edge.logs import LEVELS as LOG_LEVELS
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
 from origin.core.limits import Limits
@@ -70,6 +71,7 @@ class ServerConfig:
     # connection is closed (slowloris; edge.http.protocol).
     request_timeout_s: float = 10.0
     access_log: bool = True  # one JSON line per request on stderr
+    log_level: str = "info"  # debug | info | warning | error (EDGE_SERVER_LOG_LEVEL, --log-level)
     # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
     master_stat_ttl_s: float = 1.0
 
@@ -84,6 +86,7 @@ class ServerConfig:
             (self.malloc_arenas >= 0, "malloc_arenas must be 0 (glibc's default) or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
             (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
+            (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"),
             (self.timeout_memory_s >= 0, "timeout_memory_s must be 0 (off) or more"),
         ]
         _check(checks)

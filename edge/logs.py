@@ -7,9 +7,13 @@ from __future__ import annotations
 import logging
 import sys
 
+LEVELS = ("debug", "info", "warning", "error")
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+def configure_logging(level: str = "info") -> None:
+    """`level` for the server's own lines (the access log and render audit are INFO lines: they go
+    quiet at warning and above)."""
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # ~17 INFO lines per render otherwise
     for name in ("edge.access", "edge.render"):  # JSON lines, bare
         lines = logging.getLogger(name)

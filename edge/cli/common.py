@@ -23,5 +23,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "server.masters": getattr(args, "masters", None),
             "server.host": getattr(args, "host", None),
             "server.port": getattr(args, "port", None),
+            "server.log_level": getattr(args, "log_level", None),
         },
     )

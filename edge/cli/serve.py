@@ -15,6 +15,7 @@ from edge.cli.common import add_common
 from edge.config import Config, unknown_environment
 from edge.http.app import WORKER_PROCESSES, create_app
 from edge.http.protocol import TIMEOUT_ENV, DeadlineHttpToolsProtocol
+from edge.logs import LEVELS as LOG_LEVELS
 from edge.logs import configure_logging
 from edge.services import build_services, load_rule_set, survey_masters
 from edge.signing import Signer
@@ -38,11 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="worker processes (default server.workers; 0: one per CPU this process may use, cgroup quota included)",
     )
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="debug, info (default), warning or error")
     serve.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    configure_logging()
+    configure_logging(config.server.log_level)
     workers = args.workers if args.workers is not None else config.server.workers
     workers = workers or cpu_count()
     if workers < 1:
@@ -63,7 +65,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     run = {
         "host": config.server.host,
         "port": config.server.port,
-        "log_level": "info",
+        "log_level": config.server.log_level,
         "access_log": False,
         "http": DeadlineHttpToolsProtocol,
     }
@@ -96,7 +98,8 @@ def _hand_over(args: argparse.Namespace) -> None:
     """Put the command line's choices where each worker's load_config() finds them."""
     if args.config:
         os.environ["EDGE_CONFIG"] = args.config
-    for flag, variable in (("masters", "EDGE_MASTERS"), ("host", "EDGE_HOST"), ("port", "EDGE_PORT")):
+    flags = (("masters", "EDGE_MASTERS"), ("host", "EDGE_HOST"), ("port", "EDGE_PORT"))
+    for flag, variable in (*flags, ("log_level", "EDGE_SERVER_LOG_LEVEL")):
         value = getattr(args, flag, None)
         if value is not None:
             os.environ[variable] = str(value)

@@ -92,8 +92,8 @@ def worker_app() -> ASGIApp:
     once per key across workers, and dies with the supervisor rather than outliving it.
     """
     _die_with_parent()
-    configure_logging()
     config = load_config()
+    configure_logging(config.server.log_level)
     return create_app(config, build_services(config, processes=int(os.environ[WORKER_PROCESSES])))
 
 

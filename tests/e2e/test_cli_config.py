@@ -156,3 +156,15 @@ def test_purge_with_a_server_down_says_so_and_leaves_no_stray_directory(tmp_path
     assert out.returncode == 1
     assert "http://127.0.0.1:9: not reachable (ConnectError)" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_log_level_quiets_the_server(tmp_path: Path):
+    server = start_server(tmp_path, {"EDGE_SERVER_LOG_LEVEL": "warning"})
+    try:
+        assert server.get(server.url("flower_640x427.jpg", w=60)).status_code == 200
+        log = server.log()
+        assert '"event":"render"' not in log and '"request_id"' not in log  # INFO lines are gone
+    finally:
+        stop_server(server)
+    bad = edge("serve", "--log-level", "loud")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
