@@ -3,6 +3,7 @@ outcomes (cache lookups, timings) are spelled as header values."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
@@ -42,6 +43,13 @@ def until_expiry(value: str, exp: int | None, now: float) -> str:
     left = max(0, exp - int(now))
     ages = [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
     return f"public, max-age={min([left, *ages])}"
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an Authorization header is `Bearer <token>` (RFC 9110 11.1: the scheme is
+    case-insensitive; a bare token, without it, is refused), compared in constant time."""
+    scheme, _, given = authorization.strip().partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def strong_etag(rendition_key: str) -> str:

@@ -16,7 +16,6 @@ wrong parameter; 401 without the token when `[rules] markup_access` asks for one
 
 from __future__ import annotations
 
-import hmac
 import re
 
 import blake3
@@ -24,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from edge.headers import if_none_match
+from edge.headers import bearer_matches, if_none_match
 from edge.services import Services
 from origin.core.errors import Problem, bad_option
 from origin.imaging.placeholders import Placeholder
@@ -77,8 +76,7 @@ def authorise(request: Request, services: Services) -> None:
     if public(services):
         return
     token = services.config.rules.markup_token
-    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
-    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not bearer_matches(request.headers.get("authorization", ""), token):
         how = "Authorization: Bearer <rules.markup_token>" if token else "[rules] markup_token to be set"
         raise Problem(
             401,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from starlette.requests import Request
@@ -10,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.caches.tiered import Tier
-from edge.headers import NO_STORE
+from edge.headers import NO_STORE, bearer_matches
 from edge.metrics import Metrics
 from edge.services import Services
 from origin.core.errors import Problem
@@ -50,9 +49,7 @@ async def purge_endpoint(request: Request) -> Response:
     token = services.config.admin.token
     if not token:
         raise Problem(404, "admin endpoints are disabled (set admin.token)")
-    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
-    # RFC 9110 11.1: the scheme is case-insensitive; a bare token (no scheme) is refused.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not bearer_matches(request.headers.get("authorization", ""), token):
         raise Problem(
             401, "admin endpoints need Authorization: Bearer <admin.token>", headers={"WWW-Authenticate": "Bearer"}
         )
