@@ -17,7 +17,7 @@ from edge.config import Config, ConfigError
 from edge.services import capacity_of, load_rule_set, lookup_master
 from edge.signing import Signer
 from edge.warm import warm, warm_requests
-from origin.core.keys import master_id
+from origin.core.keys import master_id, master_tag
 from origin.masters.local import LocalMasterStore
 
 
@@ -51,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_purge(args: argparse.Namespace, config: Config) -> int:
     """Drop a master's renditions from the shared tiers (disk, S3) and from each named server."""
-    prefix = master_id(args.path)
-    tag = prefix.rstrip("-")
+    prefix, tag = master_id(args.path), master_tag(args.path)
     headers = ", ".join(config.cache.surrogate_key_headers)
     failed = 0
     disk = Path(config.cache.disk_dir)

@@ -36,6 +36,7 @@ from edge.services import Services
 from origin.core.dates import http_date
 from origin.core.errors import Problem
 from origin.core.formats import FORMATS
+from origin.core.keys import tag_of
 from origin.core.memo import Memo
 from rules.keyless import declared_options, keyless_rule, parse_keyless
 
@@ -176,7 +177,7 @@ class ImagesFirst:
                 (b"x-content-type-options", b"nosniff"),
                 # Every rendition of a master shares this tag (its id, the keys' prefix): one CDN
                 # purge by tag takes them all down (edge purge prints it).
-                *[(name, surrogate_key(key).encode()) for name in self.surrogate_headers],
+                *[(name, tag_of(key).encode()) for name in self.surrogate_headers],
                 *([(b"vary", vary)] if vary else []),
             ]
             self._fixed[(key, state, vary, modified)] = made
@@ -192,11 +193,6 @@ def asking_for_hints(send: Send) -> Send:
         await send(message)
 
     return sending
-
-
-def surrogate_key(rendition_key: str) -> str:
-    """The master id a rendition key starts with (origin.core.keys.master_id, without its dash)."""
-    return rendition_key.partition("-")[0]
 
 
 def status_of(outcome: Outcome) -> str:

@@ -21,9 +21,19 @@ from origin.core.request import RenditionOptions, shape_key
 PIPELINE_VERSION = "4"
 
 
+def master_tag(master_path: str) -> str:
+    """A master's id: what every rendition key of it starts with, and its CDN purge tag."""
+    return blake3.blake3(master_path.encode()).hexdigest()[:16]
+
+
 def master_id(master_path: str) -> str:
     """The prefix every rendition key of one master starts with, whatever its version: for purges."""
-    return blake3.blake3(master_path.encode()).hexdigest()[:16] + "-"
+    return master_tag(master_path) + "-"
+
+
+def tag_of(rendition_key: str) -> str:
+    """The master_tag a rendition key starts with."""
+    return rendition_key.partition("-")[0]
 
 
 def rendition_key(master_path: str, version: str, opts: RenditionOptions, fmt: str, fingerprint: str) -> str:

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from origin.core.keys import master_id
+from origin.core.keys import master_tag
 from origin.masters.index import version_hash
 from tests.support.app import InProcess, in_process
 from tests.support.corpus import AVIF_ACCEPT, MASTER_STAT_TTL_S, WEBP_ACCEPT
@@ -243,7 +243,7 @@ def test_a_formats_default_quality_spelled_out_is_the_same_entry(server: InProce
 
 
 def test_every_rendition_carries_its_masters_purge_tag(server: InProcess, http: httpx.Client, tmp_path):
-    tag = master_id(PHOTO).rstrip("-")
+    tag = master_tag(PHOTO)
     for url in (server.url(PHOTO, w=130), server.url(PHOTO, w=131, fm="webp")):
         r = http.get(url)
         assert r.headers["surrogate-key"] == r.headers["cache-tag"] == tag
