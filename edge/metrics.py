@@ -31,6 +31,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from origin.core.rendition import made_by_model
+
 # Renders take milliseconds to seconds; hits microseconds: one bucket layout serves both.
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -177,7 +179,7 @@ class Metrics:
 
     def observe_render(self, fmt: str, timings: dict[str, float], upscale: str = "none") -> None:
         self.renders.labels(fmt).inc()
-        self.renditions.labels(upscale if upscale in ("none", "lanczos") else "model").inc()
+        self.renditions.labels("model" if made_by_model(upscale) else upscale).inc()
         if "fetch" in timings:
             self.fetch_seconds.observe(timings["fetch"])
         if "render" in timings:

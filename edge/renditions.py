@@ -21,7 +21,7 @@ from edge.metrics import Metrics
 from origin.core.concurrency import SingleFlight
 from origin.core.errors import OverBudget, Problem
 from origin.core.master import MasterRecord
-from origin.core.rendition import Rendition
+from origin.core.rendition import Rendition, made_by_model
 from origin.core.request import RenditionOptions
 from origin.render import Job, Made, Renderer
 
@@ -65,7 +65,7 @@ def record_render(job: Job, made: Made) -> None:
         "format": rendition.format,
         "quality": plan.quality_target if plan.quality_target is not None else plan.quality,
         "upscale": rendition.upscale,
-        "source_type": "algorithmicallyEnhanced" if rendition.upscale not in ("none", "lanczos") else "master's",
+        "source_type": "algorithmicallyEnhanced" if made_by_model(rendition.upscale) else "master's",
         "bytes": len(rendition.body),
         "ms": {name: round(seconds * 1000, 1) for name, seconds in made.timings.items()},
     }
@@ -159,7 +159,7 @@ class RenditionService:
 
     async def _store(self, key: str, made: Made) -> tuple[str, ...]:
         unstored = await self.cache.put(key, made.rendition)
-        if made.rendition.upscale not in ("none", "lanczos"):
+        if made_by_model(made.rendition.upscale):
             self.metrics.superres_runs.labels(made.rendition.upscale).inc()
         return unstored
 

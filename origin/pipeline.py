@@ -17,7 +17,7 @@ import pyvips
 from origin.core.concurrency import CancelToken
 from origin.core.errors import Cancelled, Problem
 from origin.core.formats import EncodeSettings
-from origin.core.rendition import Rendition
+from origin.core.rendition import Rendition, made_by_model
 from origin.core.software import SOFTWARE
 from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
@@ -169,7 +169,7 @@ def to_output_colour(state: RenderState) -> RenderState:
 
 def strip_metadata(state: RenderState) -> RenderState:
     state.image, state.keep = keep_rights_only(state.image)
-    if state.upscale not in ("none", "lanczos"):  # a model made the pixels: say so (IPTC, XMP history)
+    if made_by_model(state.upscale):  # say so (IPTC, XMP history)
         agent = f"{SOFTWARE} {state.upscale}"
         done = f"super-resolution x{state.plan.superres_scale} to {state.image.width}x{state.image.height}"
         state.image, state.keep = declare_enhanced(state.image, state.keep, agent, done)

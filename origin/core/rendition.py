@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+NOT_A_MODEL = ("none", "lanczos")  # the `upscale` values no model made
+
+
+def made_by_model(upscale: str) -> bool:
+    """Whether an `upscale` value names a model (its label), not `none` or `lanczos`."""
+    return upscale not in NOT_A_MODEL
+
 
 @dataclass(frozen=True)
 class Rendition:
