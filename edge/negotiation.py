@@ -20,14 +20,12 @@ class MediaRange:
     q: float
 
 
-def parse_accept(header: str | None) -> list[MediaRange]:
-    """Media ranges with their q-values; malformed parts are skipped, as RFC 9110 clients expect."""
-    ranges: list[MediaRange] = []
+def weighted(header: str | None) -> list[tuple[str, float]]:
+    """The items of an RFC 9110 weighted list (Accept, Accept-Encoding), lower case, each with its
+    q-value in 0..1; an unreadable weight counts as 0 (no evidence of support)."""
+    items: list[tuple[str, float]] = []
     for part in (header or "").split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        type_, sep, subtype = media.lower().partition("/")
-        if not sep or not type_ or not subtype:
-            continue
+        item, *params = (p.strip() for p in part.split(";"))
         q = 1.0
         for param in params:
             name, _, value = param.partition("=")
@@ -35,10 +33,21 @@ def parse_accept(header: str | None) -> list[MediaRange]:
                 try:
                     q = min(max(float(value.strip()), 0.0), 1.0)
                 except ValueError:
-                    q = 0.0  # an unreadable weight is no evidence of support
+                    q = 0.0
                 if q != q:  # NaN passes min/max unchanged and would make max() depend on the order
                     q = 0.0
-        ranges.append(MediaRange(type_, subtype, q))
+        if item:
+            items.append((item.lower(), q))
+    return items
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Media ranges with their q-values; malformed parts are skipped, as RFC 9110 clients expect."""
+    ranges: list[MediaRange] = []
+    for media, q in weighted(header):
+        type_, sep, subtype = media.partition("/")
+        if sep and type_ and subtype:
+            ranges.append(MediaRange(type_, subtype, q))
     return ranges
 
 

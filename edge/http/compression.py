@@ -22,6 +22,8 @@ import brotli
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipResponder, IdentityResponder
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from edge.negotiation import weighted
+
 MINIMUM_SIZE = 500
 GZIP_LEVEL = 6  # zlib's default: most of level 9's saving on markup for a fraction of its CPU
 BROTLI_QUALITY = 5  # 0..11; 5 beats gzip -6 on bytes at about its CPU; 9+ costs many times more
@@ -42,27 +44,9 @@ class BrotliResponder(IdentityResponder):
         return out + (self._compressor.flush() if more_body else self._compressor.finish())
 
 
-def accepted_codings(header: str) -> dict[str, float]:
-    """Content codings named in Accept-Encoding, with their q (RFC 9110 12.5.3)."""
-    codings: dict[str, float] = {}
-    for part in header.split(","):
-        name, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if name:
-            codings[name.lower()] = q
-    return codings
-
-
 def coding_for(header: str) -> str:
-    """'br', 'gzip' or 'identity': the best coding we have that the client takes."""
-    codings = accepted_codings(header)
+    """'br', 'gzip' or 'identity': the best coding we have that the client takes (RFC 9110 12.5.3)."""
+    codings = dict(weighted(header))
     wildcard = codings.get("*", 0.0)
     for coding in ("br", "gzip"):
         if codings.get(coding, wildcard) > 0:
