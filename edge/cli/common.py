@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 from edge.config import Config, load_config
@@ -13,6 +14,12 @@ Command = Callable[[argparse.Namespace, Config], int]
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $EDGE_CONFIG)")
     parser.add_argument("--masters", help="directory of masters (default: the bundled demo masters)")
+
+
+def warn_dev_key(config: Config) -> None:
+    """The warning of every command that signs URLs with the built-in development key."""
+    if config.uses_dev_key:
+        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from edge.cli.common import add_common
+from edge.cli.common import add_common, warn_dev_key
 from edge.config import Config
 from edge.placeholders import source_options
 from edge.services import capacity_of, lookup_master, master_store
@@ -153,8 +153,7 @@ def _markup(
     ruleset.named(args.rule)  # an unknown rule before anything is read
     record = lookup_master(config, args.master)
     rule = ruleset.rule_for(args.rule, args.master)
-    if config.uses_dev_key:
-        print("edge: warning: URLs signed with the built-in development key (set EDGE_KEYS)", file=sys.stderr)
+    warn_dev_key(config)
     sign = Signer(config.signing_keys()).url_signer(args.base_url)
     painted = _placeholder_once(config, rule, record) if placeholder or paint else None
     style = painted.css() if painted is not None and paint else None

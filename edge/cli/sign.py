@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TextIO
 
-from edge.cli.common import add_common
+from edge.cli.common import add_common, warn_dev_key
 from edge.config import Config, ConfigError
 from edge.services import lookup_master, survey_masters
 from edge.signing import Signer
@@ -60,11 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     version.add_argument("path", help="master path, relative to the masters directory")
     version.add_argument("--full", action="store_true", help="print all 64 hex digits, not the URL prefix")
     version.set_defaults(func=cmd_version)
-
-
-def warn_dev_key(config: Config) -> None:
-    if config.uses_dev_key:
-        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
 
 
 def cmd_sign(args: argparse.Namespace, config: Config) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from edge.cli.common import add_common
+from edge.cli.common import add_common, warn_dev_key
 from edge.config import DEV_KEYS, Config
 from edge.services import master_store
 from edge.signing import Signer, parse_keys
@@ -102,8 +102,7 @@ def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthFor
     if refusal and not args.allow_dev_key:
         print(f"edge: {refusal}; set EDGE_KEYS (or --allow-dev-key for a demo)", file=sys.stderr)
         return 1
-    if config.uses_dev_key:
-        print("edge: warning: signing with the built-in development key; set EDGE_KEYS", file=sys.stderr)
+    warn_dev_key(config)
     bad_rows: list[RowError] = []
     sign = Signer(config.signing_keys()).url_signer(image_base)
     store = master_store(config)
