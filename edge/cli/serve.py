@@ -14,7 +14,7 @@ import uvicorn
 from edge.cli.common import add_common
 from edge.config import Config, unknown_environment
 from edge.http.app import WORKER_PROCESSES, create_app
-from edge.http.protocol import TIMEOUT_ENV, DeadlineHttpToolsProtocol
+from edge.http.protocol import DeadlineHttpToolsProtocol
 from edge.logs import LEVELS as LOG_LEVELS
 from edge.logs import configure_logging
 from edge.services import build_services, load_rule_set, survey_masters
@@ -59,9 +59,6 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     if not config.masters_in_s3:
         print(_sample_url(config, signer, base), file=sys.stderr)
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
-    # This process's protocol class, and (through the environment) each worker process's.
-    DeadlineHttpToolsProtocol.request_timeout_s = config.server.request_timeout_s
-    os.environ[TIMEOUT_ENV] = str(config.server.request_timeout_s)
     run = {
         "host": config.server.host,
         "port": config.server.port,

@@ -20,6 +20,7 @@ from edge.http import info, markup, ops, sitemaps
 from edge.http.compression import compressed
 from edge.http.images import ImagesFirst
 from edge.http.problems import EXCEPTION_HANDLERS
+from edge.http.protocol import DeadlineHttpToolsProtocol
 from edge.logs import configure_logging
 from edge.services import Services, build_services
 from origin.imaging.runtime import tune_process
@@ -46,6 +47,8 @@ def warn_about_insecure_settings(config: Config) -> list[str]:
 
 def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     tune_process(config.server.malloc_arenas)
+    # Each process's connections (this one's, or a worker's: it loads the configuration itself).
+    DeadlineHttpToolsProtocol.request_timeout_s = config.server.request_timeout_s
     built = services or build_services(config)
     warn_about_insecure_settings(config)
 

@@ -15,16 +15,14 @@ refused by llhttp itself with a 400 and a closed connection: tests/e2e/test_http
 from __future__ import annotations
 
 import asyncio
-import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-TIMEOUT_ENV = "_EDGE_REQUEST_TIMEOUT_S"  # handed to worker processes, which build their own protocol
 DEFAULT_TIMEOUT_S = 10.0
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    request_timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    request_timeout_s = DEFAULT_TIMEOUT_S  # the configuration's, set by create_app in each process
     _deadline: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
