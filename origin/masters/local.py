@@ -43,9 +43,9 @@ class LocalMasterStore:
         """The master's bytes; a 503 with Retry-After when it was removed or replaced since its
         stat (a master re-created during traffic is there again a moment later)."""
         real = self._resolve(info.path)
-        if real is None:
-            raise retry_soon(f"master {info.path!r} changed during the request; retry")
         try:
+            if real is None:
+                raise FileNotFoundError(info.path)
             return await asyncio.to_thread(_read_regular, real)
         except OSError:
             raise retry_soon(f"master {info.path!r} changed during the request; retry") from None
