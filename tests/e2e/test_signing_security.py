@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import edge.headers
+import edge.http.markup
 import edge.http.ops
 import edge.signing
 from edge.signing import Signer, parse_keys
@@ -241,7 +243,10 @@ def test_a_tampered_url_renders_nothing(keyed_server: Server):
 def test_the_signature_is_compared_in_constant_time_by_construction(monkeypatch: pytest.MonkeyPatch):
     source = inspect.getsource(Signer._check)
     assert "hmac.compare_digest(" in source and "== signature" not in source and "signature ==" not in source
-    assert "hmac.compare_digest(" in inspect.getsource(edge.http.ops.purge_endpoint)  # the admin token too
+    # The admin and markup tokens too: both endpoints check through bearer_matches, which compares so.
+    assert "hmac.compare_digest(" in inspect.getsource(edge.headers.bearer_matches)
+    assert "bearer_matches(" in inspect.getsource(edge.http.ops.purge_endpoint)
+    assert "bearer_matches(" in inspect.getsource(edge.http.markup.authorise)
     calls = []
     real = edge.signing.hmac
 
