@@ -3,11 +3,13 @@
 Browser-side loaders (next/image loaders, unpic, Astro and Nuxt components) build image URLs
 where no signing key may go. Under closed world the server accepts this unsigned form, and only
 when the named rule applies to the master and declares that width (with `fm`: in a `<picture>`
-source of that format; without: in the negotiated `<img>` srcset). The request then stands for
-exactly the declared rendition's options, which are what the signed URL in the rule's markup
-carries, so both reach one cache entry. Anything else unsigned is refused (403): an undeclared
-width, another rule's width, an unknown rule, any other parameter. Pure: the caller looks up the
-master and supplies its header.
+source of that format; without: in the negotiated `<img>` srcset), either for this master or for
+any master large enough not to cap it (the widths `/rules.json` lists: those are snapped to this
+master's candidate that serves them). The request then stands for exactly the declared
+rendition's options, which are what the signed URL in the rule's markup carries, so both reach
+one cache entry. Anything else unsigned is refused (403): an undeclared width, another rule's
+width, an unknown rule, any other parameter. Pure: the caller looks up the master and supplies
+its header.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from origin.core.errors import Problem
 from origin.core.master import MasterHeader
 from origin.core.request import RenditionOptions
 from rules.model import Rule, RuleSet
-from rules.srcset import Capacity, plan
+from rules.srcset import Capacity, declared_widths, plan
 
 PARAMETERS = frozenset({"rule", "w", "fm"})
 
@@ -66,12 +68,17 @@ def declared_options(request: Keyless, rule: Rule, header: MasterHeader, capacit
     except Problem:
         raise refused("the rule's crop lies outside this master") from None
     sources = [rule_plan.img] if request.format is None else rule_plan.all_sources
+    sources = [s for s in sources if request.format is None or s.format == request.format]
     for source in sources:
-        if request.format is not None and source.format != request.format:
-            continue
         for candidate in source.candidates:
             if candidate.width == request.width:
                 return candidate.options
+    # A width the rule declares for any master (rules.json lists them; a client need not know this
+    # master's size) stands for this master's candidate that serves it: the smallest as wide, else
+    # its widest. Still one of the declared renditions, so the set a client can reach stays bounded.
+    for source in sources:
+        if request.width in declared_widths(rule, source.framing, source.min_viewport, source.until, capacity):
+            return next((c for c in source.candidates if c.width >= request.width), source.candidates[-1]).options
     fm = f" as {request.format}" if request.format else ""
     raise refused(f"rule {request.rule!r} declares no {request.width} px rendition{fm} of this master")
 

@@ -169,6 +169,7 @@ class SourcePlan:
     width: int  # the `width`/`height` attributes: the slot's widest CSS size, at the output aspect
     height: int
     fallback: PlannedCandidate  # the `src`: the smallest candidate at least `width` wide
+    framing: Framing = Framing()  # how this range cuts the master
 
     @property
     def media(self) -> str | None:
@@ -227,16 +228,41 @@ class _Range:
     width: int  # the slot's widest CSS size (capped at the largest candidate)
 
 
-def _range(
-    rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: int | None, capacity: Capacity
-) -> _Range:
+@dataclass(frozen=True)
+class RangeWidths:
+    """What a framing's range declares before any master caps it: the device widths (unmerged)
+    and the slot's widest CSS size. The public rules description (rules.public) exports them."""
+
+    device_widths: tuple[int, ...]
+    css_width: int
+
+
+def range_widths(rule: Rule, lo: int, until: int | None) -> RangeWidths:
+    """The device widths and widest CSS size of viewports [lo, until) within the rule's settings."""
     settings = rule.settings
     a = max(lo, settings.min_viewport)
     b = max(a, settings.max_viewport if until is None else min(until, settings.max_viewport))
-    cap = width_cap(framing, header, rule.enhance, settings, capacity)
-    widths = candidate_widths(rule.sizes, rule.dprs, rule.breakpoints, a, b, settings, cap)
+    widths = device_widths(rule.sizes, rule.dprs, rule.breakpoints, a, b, settings.high_dpr_max_viewport)
     widest_css = max(slot.length.px(v) for slot, x, y in slot_ranges(rule.sizes, a, b) for v in (x, y))
-    width = max(1, min(math.ceil(widest_css - 1e-6), widths[-1]))
+    return RangeWidths(tuple(widths), math.ceil(widest_css - 1e-6))
+
+
+def declared_widths(rule: Rule, framing: Framing, lo: int, until: int | None, capacity: Capacity) -> list[int]:
+    """The candidate widths of a range for a master large enough never to cap them: what a client
+    that does not know the master's size may ask (keyless URLs snap them to the master's plan)."""
+    cap = rule.settings.max_width
+    if framing.aspect is not None:
+        cap = min(cap, largest_width(framing.aspect, capacity.limits))
+    return merge((min(w, cap) for w in range_widths(rule, lo, until).device_widths), rule.settings.merge_step)
+
+
+def _range(
+    rule: Rule, framing: Framing, header: MasterHeader, lo: int, until: int | None, capacity: Capacity
+) -> _Range:
+    spec = range_widths(rule, lo, until)
+    cap = width_cap(framing, header, rule.enhance, rule.settings, capacity)
+    widths = merge((min(w, cap) for w in spec.device_widths), rule.settings.merge_step)
+    width = max(1, min(spec.css_width, widths[-1]))
     return _Range(framing, lo, until, tuple(widths), output_aspect(framing, header), width)
 
 
@@ -248,7 +274,8 @@ def _source(r: _Range, fmt: str, quality: int | str | None, max_bytes: int | Non
         opts = r.framing.rendition(w, h if r.framing.aspect is not None else None)
         candidates.append(PlannedCandidate(w, h, replace(opts, fm=fmt, q=q, max_bytes=max_bytes)))
     src = next((c for c in candidates if c.width >= r.width), candidates[-1])
-    return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, output_height(r.width, r.aspect), src)
+    height = output_height(r.width, r.aspect)
+    return SourcePlan(fmt, r.lo, r.until, tuple(candidates), r.width, height, src, r.framing)
 
 
 def plan(rule: Rule, header: MasterHeader, capacity: Capacity) -> RulePlan:

@@ -1,6 +1,7 @@
 """`edge rules check`, `edge srcset RULE MASTER`, `edge preload RULE MASTER`.
 
 edge rules check [--rules DIR]
+edge rules export [--rules DIR]      the public description GET /rules.json serves (rules.public)
 edge srcset RULE MASTER [--rules DIR] [--base-url URL] [--format html|picture|json] [--alt TEXT]
 edge preload RULE MASTER [--rules DIR] [--base-url URL] [--for img|picture] [--format html|link|json]
 """
@@ -28,6 +29,7 @@ from rules.keyless import renderable_count
 from rules.loader import check_rules
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
 from rules.model import Rule, RuleSet
+from rules.public import describe
 from rules.settings import BUNDLED_RULES
 
 
@@ -45,6 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common(check)
     _rules_flag(check)
     check.set_defaults(func=cmd_check)
+    export = rules_sub.add_parser(
+        "export",
+        help="print the rules' public description (what GET /rules.json serves)",
+        description="Print the JSON description of the rules that the JavaScript package builds keyless URLs "
+        "and srcsets from: breakpoints, slots, widths, framings, formats, and this server's limits. "
+        "Nothing secret.",
+    )
+    add_common(export)
+    _rules_flag(export)
+    export.set_defaults(func=cmd_export)
 
     srcset = subparsers.add_parser(
         "srcset",
@@ -120,6 +132,15 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
             count = renderable_count(rule, matched, capacity)
             masters_text = f"{len(matched)} master{'s' * (len(matched) != 1)}"
             print(f"rule {rule.name!r}: {count} renditions of {masters_text} (what closed world renders)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    ruleset, _ = _load(args, config)
+    if ruleset is None:
+        print("edge: rules are invalid", file=sys.stderr)
+        return 1
+    print(json.dumps(describe(ruleset, capacity_of(config), keyless=config.rules.closed_world), indent=2))
     return 0
 
 

@@ -1,6 +1,8 @@
 """HTTP endpoints for markup and preload hints, for page servers and CDNs.
 
     GET /srcset/{rule}/{master}   JSON (default), ?format=html (<img>) or ?format=picture
+    GET /rules.json               the rules' public description (rules.public): what a JavaScript
+                                  client needs to build keyless URLs and srcsets, nothing secret
     GET /preload/{rule}/{master}  JSON with the <link> HTML and the Link header value, ?for=img|picture;
                                   the response carries that Link header itself, so a CDN or page
                                   server can pass it on (also as 103 Early Hints)
@@ -29,6 +31,7 @@ from origin.core.errors import Problem, bad_option
 from origin.imaging.placeholders import Placeholder
 from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
 from rules.preview import preview_html
+from rules.public import describe
 
 # Markup follows the master's current version: short-lived, so a new master shows up soon.
 CACHE_CONTROL = "public, max-age=60"
@@ -41,6 +44,7 @@ def routes() -> list[Route]:
         Route("/srcset/{rule}/{master:path}", srcset_endpoint, methods=["GET"]),
         Route("/preload/{rule}/{master:path}", preload_endpoint, methods=["GET"]),
         Route("/preview", preview_endpoint, methods=["GET"]),
+        Route("/rules.json", rules_endpoint, methods=["GET"]),
     ]
 
 
@@ -158,3 +162,10 @@ async def preview_endpoint(request: Request) -> Response:
         raise Problem(400, "preview needs ?rule=NAME&master=PATH", {"option": "rule" if not name else "master"})
     markup, _ = await _markup(request, rule_and_master=(name, master))
     return HTMLResponse(preview_html(markup), headers={"Cache-Control": "no-store"})
+
+
+async def rules_endpoint(request: Request) -> Response:
+    """GET /rules.json: public, like the markup every page shows (no URL in it is signed)."""
+    services: Services = request.app.state.services
+    doc = describe(services.rules, services.capacity, keyless=services.config.rules.closed_world)
+    return validated(request, JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL}))
