@@ -15,20 +15,17 @@ import sys
 
 from edge.cli.common import add_common, warn_dev_key
 from edge.config import Config
-from edge.placeholders import source_options
-from edge.services import capacity_of, lookup_master, master_store
-from edge.signing import Signer
+from edge.library import EdgeImages
+from edge.services import capacity_of, master_store
 from origin.core.errors import Problem
-from origin.core.master import MasterHeader, MasterRecord
-from origin.imaging.placeholders import Placeholder, placeholder_of
+from origin.core.master import MasterHeader
+from origin.imaging.placeholders import Placeholder
 from origin.masters.index import MasterIndex
 from origin.masters.local import LocalMasterStore
-from origin.pipeline import render
-from origin.plan import plan_rendition
 from rules.keyless import renderable_count
 from rules.loader import check_rules
-from rules.markup import ALT_PLACEHOLDER, Markup, build_markup
-from rules.model import Rule, RuleSet
+from rules.markup import ALT_PLACEHOLDER, Markup
+from rules.model import RuleSet
 from rules.public import describe
 from rules.settings import BUNDLED_RULES
 
@@ -172,16 +169,12 @@ def _markup(
         print("edge: rules are invalid", file=sys.stderr)
         return None
     ruleset.named(args.rule)  # an unknown rule before anything is read
-    record = lookup_master(config, args.master)
-    rule = ruleset.rule_for(args.rule, args.master)
-    warn_dev_key(config)
-    sign = Signer(config.signing_keys()).url_signer(args.base_url)
-    painted = _placeholder_once(config, rule, record) if placeholder or paint else None
-    style = painted.css() if painted is not None and paint else None
-    capacity = capacity_of(config)
-    return build_markup(
-        rule, args.master, record.header, record.short_version, sign, capacity, alt=alt, style=style
-    ), painted
+    with EdgeImages(config, base_url=args.base_url, rules=ruleset) as images:
+        rule = ruleset.rule_for(args.rule, args.master)
+        record = images.master(args.master)
+        warn_dev_key(config)
+        painted = images.placeholder(rule, record) if placeholder or paint else None
+        return images.markup(args.rule, args.master, alt=alt, placeholder=paint), painted
 
 
 def cmd_srcset(args: argparse.Namespace, config: Config) -> int:
@@ -197,22 +190,6 @@ def cmd_srcset(args: argparse.Namespace, config: Config) -> int:
     else:
         print({"html": markup.img_html, "picture": markup.picture_html}[args.format]())
     return 0
-
-
-def _placeholder_once(config: Config, rule: Rule, record: MasterRecord) -> Placeholder:
-    """For a CLI command: render the source rendition in this process, no caches."""
-
-    async def read() -> bytes:
-        store = master_store(config)
-        try:
-            return await store.read(record.info)
-        finally:
-            await store.close()
-
-    opts = source_options(rule.framing, record.header, capacity_of(config), rule.settings)
-    plan = plan_rendition(opts, record.header, "png", config.limits, config.formats)
-    rendition, _ = render(asyncio.run(read()), plan, config.encode)
-    return placeholder_of(rendition.body)
 
 
 def cmd_preload(args: argparse.Namespace, config: Config) -> int:
