@@ -23,24 +23,18 @@ import pytest
 from edge.config import DEMO_MASTERS
 from tests.support.corpus import TEST_KEYS
 from tests.support.images import decode
+from tests.support.node import NODE, NPM, SKIP_REASON, installed_app, run
 from tests.support.server import Server, free_port, start_server, stop_server
-from tests.support.vectors import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
-NPM = shutil.which("npm")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
-    pytest.mark.skipif(NPM is None or shutil.which("node") is None, reason="node and npm are not installed"),
+    pytest.mark.skipif(NPM is None or NODE is None, reason=SKIP_REASON),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 KEY_ID, SECRET = TEST_KEYS.split(",")[0].split(":", 1)
 ROCKET_WIDTH = 640  # rocket.jpg: the card rule offers up to twice that, the model makes the rest
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +51,8 @@ def edge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def next_app(tmp_path_factory: pytest.TempPathFactory, edge_server: Server) -> Iterator[str]:
-    """The example app, copied out of the checkout with the JS package beside it (file:../../js)."""
+    """The example app, built against our server and started."""
     tmp = tmp_path_factory.mktemp("next-app")
-    shutil.copytree(
-        ROOT / "integrations" / "js", tmp / "integrations" / "js", ignore=shutil.ignore_patterns("node_modules")
-    )
-    app = tmp / "integrations" / "nextjs" / "example"
-    shutil.copytree(
-        ROOT / "integrations" / "nextjs" / "example", app, ignore=shutil.ignore_patterns("node_modules", ".next")
-    )
     env = {
         **os.environ,
         "NEXT_TELEMETRY_DISABLED": "1",
@@ -73,11 +60,13 @@ def next_app(tmp_path_factory: pytest.TempPathFactory, edge_server: Server) -> I
         "EDGE_KEY_ID": KEY_ID,
         "EDGE_SECRET": SECRET,
     }
-    _run([NPM, "ci", "--no-audit", "--no-fund"], app, env, 300)  # type: ignore[list-item]
-    _run([NPM, "run", "build"], app, env, 300)  # type: ignore[list-item]
+    app = installed_app(tmp, "nextjs", env)
+    run([NPM, "run", "build"], app, env, 300)  # type: ignore[list-item]
     port = free_port()
     log = open(tmp / "next.log", "wb")
-    process = subprocess.Popen([NPM, "run", "start", "--", "-p", str(port)], cwd=app, env=env, stdout=log, stderr=log)  # type: ignore[list-item]
+    # next itself, not `npm run start`: terminate() then stops the server, not only npm.
+    command = [NODE, "node_modules/next/dist/bin/next", "start", "-p", str(port)]
+    process = subprocess.Popen(command, cwd=app, env=env, stdout=log, stderr=log)  # type: ignore[arg-type]
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

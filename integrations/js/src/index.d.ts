@@ -168,3 +168,4 @@ export function buildMarkup(
   path: string,
   opts?: { master?: MasterInfo; sign?: Sign; baseUrl?: string; alt?: string; style?: string },
 ): Promise<Markup>;
+export function ruleSource(src: string): { path: string; rule: string };

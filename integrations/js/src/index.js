@@ -209,6 +209,17 @@ export function keylessUrl(rules, ruleName, path, width, { format, baseUrl = "" 
   return `${baseUrl.replace(/\/+$/, "")}/img/${master}?rule=${encodeURIComponent(ruleName)}&w=${w}${fm}`;
 }
 
+/**
+ * `"/cat.jpg?rule=hero"` -> { path: "cat.jpg", rule: "hero" }: how framework components name the
+ * rule of an image whose props have no room for it (next/image's loader, Astro's service).
+ */
+export function ruleSource(src) {
+  const [path, query = ""] = String(src).split("?");
+  const rule = new URLSearchParams(query).get("rule");
+  if (!rule) throw new RangeError(`edge-image-cdn: ${JSON.stringify(src)} names no rule: write "/cat.jpg?rule=hero"`);
+  return { path: decodeURIComponent(path.replace(/^\/+/, "")), rule };
+}
+
 // --- planning (rules/srcset.py) ----------------------------------------------------------------
 
 function roundHalfEven(n, d) {

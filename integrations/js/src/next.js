@@ -14,14 +14,7 @@
 //   // a page: the rule goes in the src's query
 //   <Image src="/cat.jpg?rule=hero" {...ruleProps(rules, "hero")} alt="A cat" priority />
 
-import { buildMarkup, canonicalPath, keylessUrl, signer } from "./index.js";
-
-function split(src) {
-  const [path, query = ""] = String(src).split("?");
-  const rule = new URLSearchParams(query).get("rule");
-  if (!rule) throw new RangeError(`edge-image-cdn loader: ${JSON.stringify(src)} names no rule: write "/cat.jpg?rule=hero"`);
-  return { path: decodeURIComponent(path.replace(/^\/+/, "")), rule };
-}
+import { buildMarkup, canonicalPath, keylessUrl, ruleSource, signer } from "./index.js";
 
 /**
  * A next/image loader: `{ src: "/cat.jpg?rule=hero", width }` -> the keyless URL of the rule's
@@ -29,7 +22,7 @@ function split(src) {
  */
 export function createLoader(rules, { baseUrl = "" } = {}) {
   return function edgeLoader({ src, width }) {
-    const { path, rule } = split(src);
+    const { path, rule } = ruleSource(src);
     return keylessUrl(rules, rule, path, width, { baseUrl });
   };
 }

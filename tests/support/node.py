@@ -1,0 +1,31 @@
+"""The framework example apps (integrations/*/example) as the suite builds them: copied out of the
+checkout next to the JS package they link (file:../../js), then `npm ci` from the committed lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.support.vectors import ROOT
+
+NPM = shutil.which("npm")
+NODE = shutil.which("node")
+SKIP_REASON = "node and npm are not installed (apt-get install nodejs npm)"
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def installed_app(tmp: Path, framework: str, env: dict[str, str]) -> Path:
+    """integrations/{framework}/example under `tmp`, its dependencies installed by `npm ci`."""
+    assert NPM is not None, SKIP_REASON
+    skip = shutil.ignore_patterns("node_modules", ".next", ".astro", "dist")
+    shutil.copytree(ROOT / "integrations" / "js", tmp / "integrations" / "js", ignore=skip)
+    app = tmp / "integrations" / framework / "example"
+    shutil.copytree(ROOT / "integrations" / framework / "example", app, ignore=skip)
+    run([NPM, "ci", "--no-audit", "--no-fund"], app, {**os.environ, **env}, 300)
+    return app
