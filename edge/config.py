@@ -25,6 +25,7 @@ from edge.logs import LEVELS as LOG_LEVELS
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
 from origin.core.limits import Limits
+from origin.core.provenance import ProvenanceSettings
 from origin.masters.http import HttpSettings
 from origin.masters.s3 import S3Settings, split_s3_url
 from origin.superres.policy import SuperResSettings
@@ -149,6 +150,7 @@ class Config:
     superres: SuperResSettings = field(default_factory=SuperResSettings)
     client_hints: ClientHintsSettings = field(default_factory=ClientHintsSettings)
     cdn: CdnSettings = field(default_factory=CdnSettings)
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
 
     @property
     def rules_dir(self) -> Path:

@@ -66,6 +66,7 @@ def record_render(job: Job, made: Made) -> None:
         "quality": plan.quality_target if plan.quality_target is not None else plan.quality,
         "upscale": rendition.upscale,
         "source_type": "algorithmicallyEnhanced" if made_by_model(rendition.upscale) else "master's",
+        "c2pa": made.timings.notes.get("credentials") == "c2pa",  # a Content Credentials manifest written
         "bytes": len(rendition.body),
         "ms": {name: round(seconds * 1000, 1) for name, seconds in made.timings.items()},
     }

@@ -26,6 +26,7 @@ from origin.core.concurrency import cpu_count
 from origin.core.errors import Problem
 from origin.core.keys import master_id
 from origin.core.master import MasterHeader, MasterRecord
+from origin.imaging.credentials import Credentials
 from origin.imaging.intermediates import IntermediateCache
 from origin.masters.http import HttpMasterStore
 from origin.masters.index import MasterIndex
@@ -122,7 +123,10 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     capacity = capacity_of(config, policy)
     hints = MasterHints(ruleset.enhance_for, index.take_bytes, DecodeSizes(ruleset, capacity, config))
     decoded = IntermediateCache(config.cache.decoded_mb * 1024 * 1024 // processes) if config.cache.decoded_mb else None
-    renderer = Renderer(store, config.limits, config.formats, config.encode, pool, policy, superres, hints, decoded)
+    credentials = make_credentials(config)
+    renderer = Renderer(
+        store, config.limits, config.formats, config.encode, pool, policy, superres, hints, decoded, credentials
+    )
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"
     locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
@@ -229,6 +233,16 @@ def capacity_of(config: Config, policy: SuperResPolicy | None = None) -> Capacit
         installed = sr.enabled and bool(available_models([Path(sr.models_dir)] if sr.models_dir else []))
         policy = SuperResPolicy(sr, available=installed)
     return Capacity(config.limits, policy)
+
+
+def make_credentials(config: Config) -> Credentials | None:
+    """The C2PA signer when `[provenance] c2pa` is on; a bad certificate or key stops start-up."""
+    if not config.provenance.c2pa:
+        return None
+    try:
+        return Credentials(config.provenance)
+    except ValueError as e:
+        raise ConfigError(f"provenance.{e}") from None
 
 
 def load_rule_set(config: Config) -> RuleSet:

@@ -25,8 +25,9 @@ from origin.core.keys import rendition_key
 from origin.core.limits import Limits
 from origin.core.master import MasterRecord
 from origin.core.memo import Memo
-from origin.core.rendition import Rendition
+from origin.core.rendition import Rendition, made_by_model
 from origin.core.request import Crop, RenditionOptions
+from origin.imaging.credentials import Credentials, Steps
 from origin.imaging.intermediates import IntermediateCache
 from origin.imaging.quality import SEARCH_VERSION
 from origin.masters.index import version_hash
@@ -107,8 +108,10 @@ class Renderer:
         superres: SuperRes | None = None,
         hints: MasterHints | None = None,
         decoded: IntermediateCache | None = None,
+        credentials: Credentials | None = None,
     ):
         self.store = store
+        self.credentials = credentials  # C2PA manifests, when [provenance] c2pa is on
         self.limits = limits
         self.formats = formats
         self.pool = pool
@@ -119,7 +122,8 @@ class Renderer:
             encode, superres.upscaler if superres else None, superres.intermediates if superres else None, decoded
         )
         # Every setting that changes the bytes of a rendition, whatever the request.
-        self.fingerprint = "|".join((encode.fingerprint(), formats.fingerprint(), f"side{limits.max_output_side}"))
+        parts = (encode.fingerprint(), formats.fingerprint(), f"side{limits.max_output_side}")
+        self.fingerprint = "|".join((*parts, credentials.fingerprint) if credentials else parts)
         # Jobs of recent requests: a cache hit then costs a dict lookup, not a plan and a hash. A job
         # depends only on the master's version, the options and the format (everything else is fixed
         # for this renderer's life).
@@ -203,10 +207,38 @@ class Renderer:
                 raise retry_soon("master changed during the request; retry")
             verified = time.perf_counter() - started
             rendition, timings = render(data, job.plan, self.tools, token, job.record.version)
+            if self.credentials is not None:
+                rendition = self._credentials(self.credentials, rendition, data, job, timings)
             # Reading the master and checking it is still the version we planned for are one phase.
             return Made(rendition, Timings({"fetch": fetched + verified, **timings}, notes=timings.notes))
 
         return await pool.run(work, ticket)
+
+    @staticmethod
+    def _credentials(
+        credentials: Credentials, rendition: Rendition, data: bytes, job: Job, timings: Timings
+    ) -> Rendition:
+        """The rendition with its C2PA manifest (noted in `timings.notes`), or as it is when the
+        master has none, or when the manifest would push it past the URL's `max_bytes`."""
+        started = time.perf_counter()
+        plan, header = job.plan, job.record.header
+        steps = Steps(
+            title=job.record.path.rsplit("/", 1)[-1],
+            master_format=header.format,
+            format=rendition.format,
+            width=rendition.width,
+            height=rendition.height,
+            cropped=plan.region is not None or plan.smart_crop,
+            resized=(rendition.width, rendition.height) != (header.width, header.height),
+            model=rendition.upscale if made_by_model(rendition.upscale) else "",
+            scale=plan.superres_scale,
+        )
+        signed = credentials.sign(rendition.body, data, steps)
+        timings["credentials"] = time.perf_counter() - started
+        if signed is None or (plan.max_bytes is not None and len(signed) > plan.max_bytes):
+            return rendition
+        timings.notes["credentials"] = "c2pa"
+        return replace(rendition, body=signed)
 
     def shutdown(self) -> None:
         self.pool.shutdown()

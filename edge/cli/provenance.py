@@ -1,8 +1,10 @@
 """`edge provenance FILE|URL`: what a rendition says about itself, on one screen.
 
 Its format and size, its IPTC Digital Source Type, its XMP history (who edited it, with what),
-and the rights fields every rendition keeps; `--json` for the same as one JSON object. A URL is
-fetched with a browser's Accept (AVIF, WebP), as a CDN would see it.
+the rights fields every rendition keeps, and its C2PA Content Credentials: whether they validate
+(`--trust PEM` names the certificates to trust), who signed, the actions and the ingredients.
+`--json` for the same as one JSON object. A URL is fetched with a browser's Accept (AVIF, WebP),
+as a CDN would see it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from edge.config import Config, ConfigError
+from origin.imaging.credentials import MASTER_MIME, read_credentials
 from origin.imaging.metadata import provenance_in
 
 ACCEPT = "image/avif,image/webp,image/*,*/*;q=0.8"
@@ -27,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("source", metavar="FILE|URL", help="an image file, or an http(s) URL to fetch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--trust", metavar="PEM", help="trust anchors for the C2PA signature (default: validate it, trust no signer)"
+    )
     parser.set_defaults(func=cmd_provenance)
 
 
@@ -46,10 +52,14 @@ def read(source: str) -> bytes:
 
 
 def cmd_provenance(args: argparse.Namespace, _config: Config) -> int:
+    data = read(args.source)
     try:
-        found = provenance_in(read(args.source))
+        found = provenance_in(data)
     except ValueError as e:
         raise ConfigError(f"{args.source}: {e}") from None
+    anchors = read(args.trust).decode() if args.trust else ""
+    credentials = read_credentials(data, MASTER_MIME.get(str(found["format"]), "image/jpeg"), anchors)
+    found["c2pa"] = credentials
     if args.json:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         return 0
@@ -66,5 +76,15 @@ def cmd_provenance(args: argparse.Namespace, _config: Config) -> int:
         print(f"  {name}: {value}")
     if not rights:
         print("  rights:      (none kept)")
-    print("  c2pa:        none (Content Credentials are not written yet)")
+    if not credentials:
+        print("  c2pa:        none")
+        return 0
+    failures = f" ({', '.join(credentials['failures'])})" if credentials["failures"] else ""
+    print(f"  c2pa:        {credentials['state']}{failures}")
+    if "actions" in credentials:
+        print(f"  signed by:   {credentials['signer'] or '?'} with {', '.join(credentials['generator'])}")
+        print(f"  actions:     {', '.join(credentials['actions'])}")
+        for ingredient in credentials["ingredients"]:
+            has = "with its manifest" if ingredient["manifest"] else "without a manifest"
+            print(f"  ingredient:  {ingredient['title']} ({ingredient['relationship']}, {has})")
     return 0

@@ -480,5 +480,4 @@ def provenance_in(data: bytes) -> dict[str, object]:
         "source_type": rights.pop("Iptc4xmpExt:DigitalSourceType", None),
         "history": history_of(_blob(image, "xmp-data")),
         "rights": rights,
-        "c2pa": None,  # Content Credentials are not written (nor read) yet
     }
