@@ -125,7 +125,17 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     decoded = IntermediateCache(config.cache.decoded_mb * 1024 * 1024 // processes) if config.cache.decoded_mb else None
     credentials = make_credentials(config)
     renderer = Renderer(
-        store, config.limits, config.formats, config.encode, pool, policy, superres, hints, decoded, credentials
+        store,
+        config.limits,
+        config.formats,
+        config.encode,
+        pool,
+        policy,
+        superres,
+        hints,
+        decoded,
+        credentials,
+        config.provenance.metadata,
     )
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"

@@ -21,7 +21,7 @@ from origin.core.rendition import Rendition, made_by_model
 from origin.core.software import SOFTWARE
 from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
-from origin.imaging.metadata import carry_metadata, declare_enhanced, keep_rights_only
+from origin.imaging.metadata import carry_metadata, declare_enhanced, keep_rights_only, strip_all
 from origin.imaging.probe import first_line
 from origin.imaging.quality import auto_quality, fit_bytes
 from origin.imaging.resample import resize_exact
@@ -46,6 +46,7 @@ class RenderTools:
     upscaler: Upscaler | None = None
     intermediates: IntermediateCache | None = None  # upscaled regions
     decoded: IntermediateCache | None = None  # masters decoded once for all their renditions
+    metadata: bool = True  # keep rights and source type, declare enhancement ([provenance] metadata)
 
 
 @dataclass
@@ -168,6 +169,9 @@ def to_output_colour(state: RenderState) -> RenderState:
 
 
 def strip_metadata(state: RenderState) -> RenderState:
+    if not state.tools.metadata:
+        state.image, state.keep = strip_all(state.image)
+        return state
     state.image, state.keep = keep_rights_only(state.image)
     if made_by_model(state.upscale):  # say so (IPTC, XMP history)
         agent = f"{SOFTWARE} {state.upscale}"

@@ -109,6 +109,7 @@ class Renderer:
         hints: MasterHints | None = None,
         decoded: IntermediateCache | None = None,
         credentials: Credentials | None = None,
+        metadata: bool = True,
     ):
         self.store = store
         self.credentials = credentials  # C2PA manifests, when [provenance] c2pa is on
@@ -119,11 +120,17 @@ class Renderer:
         self.superres = superres
         self.hints = hints or MasterHints()
         self.tools = RenderTools(
-            encode, superres.upscaler if superres else None, superres.intermediates if superres else None, decoded
+            encode,
+            superres.upscaler if superres else None,
+            superres.intermediates if superres else None,
+            decoded,
+            metadata,
         )
         # Every setting that changes the bytes of a rendition, whatever the request.
-        parts = (encode.fingerprint(), formats.fingerprint(), f"side{limits.max_output_side}")
-        self.fingerprint = "|".join((*parts, credentials.fingerprint) if credentials else parts)
+        parts = [encode.fingerprint(), formats.fingerprint(), f"side{limits.max_output_side}"]
+        parts += [credentials.fingerprint] if credentials else []
+        parts += [] if metadata else ["metadata=off"]
+        self.fingerprint = "|".join(parts)
         # Jobs of recent requests: a cache hit then costs a dict lookup, not a plan and a hash. A job
         # depends only on the master's version, the options and the format (everything else is fixed
         # for this renderer's life).

@@ -1,6 +1,7 @@
 """[provenance] in the configuration: what renditions say about where they came from.
 
-IPTC Digital Source Type and XMP history are always written (origin.imaging.metadata); C2PA
+IPTC Digital Source Type, XMP history and rights are written unless `metadata` is off
+(origin.imaging.metadata); C2PA
 Content Credentials (origin.imaging.credentials) are opt-in, because they need a signing
 certificate and add the parent's manifest to every rendition.
 """
@@ -23,6 +24,9 @@ class ProvenanceSettings:
     tsa_url: str = ""  # an RFC 3161 time-stamp authority; empty: none (the signature time is unproven)
     # Also give renditions of masters without a manifest one, recording the origin's own steps.
     unmanifested: bool = False
+    # Renditions keep the master's rights fields (EXIF, XMP, IPTC) and IPTC Digital Source Type,
+    # and declare a model's enhancement (XMP history). Off: renditions carry no metadata at all.
+    metadata: bool = True
 
     def __post_init__(self) -> None:
         if self.alg not in ALGORITHMS:

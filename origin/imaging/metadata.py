@@ -33,6 +33,7 @@ __all__ = [
     "keep_rights_only",
     "rights_of",
     "rights_in",
+    "strip_all",
 ]
 
 # ---------------------------------------------------------------------------------------- EXIF
@@ -411,6 +412,15 @@ def keep_rights_only(image: pyvips.Image) -> tuple[pyvips.Image, str]:
             out.set_type(pyvips.GValue.blob_type, f"{block}-data", data)
             keep.append(block)
     return out, ":".join(keep) or "none"
+
+
+def strip_all(image: pyvips.Image) -> tuple[pyvips.Image, str]:
+    """A copy of `image` with its structural fields only (no EXIF, XMP, IPTC, ICC), and "none"."""
+    out = image.copy()
+    for name in image.get_fields():
+        if not _is_structural(name):
+            out.remove(name)
+    return out, "none"
 
 
 IIM_NAMES = {(2, 80): "By-line", (2, 110): "Credit", (2, 115): "Source", (2, 116): "CopyrightNotice"}

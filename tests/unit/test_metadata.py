@@ -10,6 +10,9 @@ import pyvips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from origin.core.formats import EncodeSettings, FormatSettings
+from origin.core.limits import Limits
+from origin.core.request import RenditionOptions
 from origin.imaging.metadata import (
     PHOTOSHOP,
     build_exif,
@@ -19,6 +22,9 @@ from origin.imaging.metadata import (
     filter_xmp,
     keep_rights_only,
 )
+from origin.imaging.probe import probe
+from origin.pipeline import RenderTools, render
+from origin.plan import plan_rendition
 from tests.support.corpus import CORPUS
 
 # Canon EOS 400D photo with GPS (48°51'24.12"N 2°17'40.2"E) in EXIF and XMP, Artist, dc:creator and
@@ -654,3 +660,15 @@ def test_a_model_enhancement_declares_itself_without_weakening_the_masters_type(
     assert out.count(b"DigitalSourceType") == 2  # one element, opened and closed: never two values
     assert f"{types}{expected}".encode() in out and b"edge-image-cdn/1.0 edgesr-x4@1.0" in out
     assert len(out) < 1200
+
+
+def test_with_metadata_off_a_rendition_carries_none(master: bytes) -> None:
+    """[provenance] metadata = false: no rights, no source type, nothing (the pipeline's switch)."""
+    header = probe(master, Limits())
+    plan = plan_rendition(RenditionOptions(w=320, fm="jpeg"), header, "jpeg", Limits(), FormatSettings())
+    kept, _ = render(master, plan, RenderTools(EncodeSettings()))
+    bare, _ = render(master, plan, RenderTools(EncodeSettings(), metadata=False))
+    assert pyvips.Image.new_from_buffer(kept.body, "").get_typeof("exif-data")  # the test is about something
+    out = pyvips.Image.new_from_buffer(bare.body, "")
+    assert not any(out.get_typeof(f"{block}-data") for block in ("exif", "xmp", "iptc", "icc-profile"))
+    assert len(bare.body) < len(kept.body)
