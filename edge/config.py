@@ -19,15 +19,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from edge.cdn import CdnSettings
+from edge.cdn_settings import CdnSettings
 from edge.client_hints import ClientHintsSettings
 from edge.logs import LEVELS as LOG_LEVELS
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
 from origin.core.limits import Limits
 from origin.core.provenance import ProvenanceSettings
-from origin.masters.http import HttpSettings
-from origin.masters.s3 import S3Settings, split_s3_url
+from origin.masters.http_settings import HttpSettings
+from origin.masters.s3_settings import S3Settings, split_s3_url
 from origin.superres.policy import SuperResSettings
 from rules.settings import RulesSettings
 from sitemaps.settings import SitemapsSettings

@@ -12,6 +12,7 @@ import httpx
 from edge.caches.disk import purge_files
 from edge.caches.s3 import S3Tier
 from edge.cdn import send_purge
+from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config, ConfigError
 from edge.services import capacity_of, load_rule_set, lookup_master
@@ -24,7 +25,7 @@ from origin.masters.local import LocalMasterStore
 def register(sub: argparse._SubParsersAction) -> None:
     purge = sub.add_parser(
         "purge",
-        help="remove every rendition of a master from the caches",
+        help=summary("purge"),
         description="Remove every rendition of a master (all versions, all formats) from the shared disk and "
         "S3 tiers of this configuration, and from the memory of each --server (POST /admin/purge, with "
         "admin.token). Versioned URLs make this unnecessary for content changes: use it for takedowns.",
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     warm_parser = sub.add_parser(
         "warm",
-        help="pre-render what the rules declare for some masters",
+        help=summary("warm"),
         description="Request, through a running server, every rendition the breakpoint rules declare for "
         "the given masters (negotiated URLs once per Accept bucket), so the first visitor never waits.",
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config
 from edge.deploy import nginx_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    deploy = sub.add_parser("deploy", help="print configs for what runs beside the origin", description="Deployment.")
+    deploy = sub.add_parser("deploy", help=summary("deploy"), description="Deployment.")
     targets = deploy.add_subparsers(dest="deploy_target", required=True)
     nginx = targets.add_parser(
         "nginx",

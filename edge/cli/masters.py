@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config
 from edge.services import survey_masters
@@ -20,9 +21,7 @@ from origin.masters.local import LocalMasterStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    masters = subparsers.add_parser(
-        "masters", help="check the masters folder", description="Work with the masters folder."
-    )
+    masters = subparsers.add_parser("masters", help=summary("masters"), description="Work with the masters folder.")
     actions = masters.add_subparsers(dest="masters_command", required=True)
     check = actions.add_parser(
         "check",

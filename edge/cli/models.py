@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config
 from origin.superres.ncnn import NcnnError
@@ -20,9 +21,7 @@ from origin.superres.runtime import Upscaler, smoke_test
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    models = subparsers.add_parser(
-        "models", help="list or add super-resolution models", description="Super-resolution models."
-    )
+    models = subparsers.add_parser("models", help=summary("models"), description="Super-resolution models.")
     sub = models.add_subparsers(dest="models_command", required=True)
     listing = sub.add_parser(
         "list",

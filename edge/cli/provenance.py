@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from edge.cli.commands import summary
 from edge.config import Config, ConfigError
 from origin.imaging.credentials import MASTER_MIME, read_credentials
 from origin.imaging.metadata import provenance_in
@@ -25,7 +26,7 @@ ACCEPT = "image/avif,image/webp,image/*,*/*;q=0.8"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "provenance",
-        help="print what an image says about where it came from",
+        help=summary("provenance"),
         description="Print an image's format, size, IPTC Digital Source Type, XMP history and kept rights.",
     )
     parser.add_argument("source", metavar="FILE|URL", help="an image file, or an http(s) URL to fetch")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common, warn_dev_key
 from edge.config import Config
 from edge.library import EdgeImages
@@ -31,9 +32,7 @@ from rules.settings import BUNDLED_RULES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    rules = subparsers.add_parser(
-        "rules", help="validate breakpoint rules", description="Work with the YAML breakpoint rules."
-    )
+    rules = subparsers.add_parser("rules", help=summary("rules"), description="Work with the YAML breakpoint rules.")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser(
         "check",
@@ -57,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     srcset = subparsers.add_parser(
         "srcset",
-        help="print responsive image markup for a rule and a master",
+        help=summary("srcset"),
         description="Print <img> (html), <picture> (picture) or JSON markup with signed, versioned URLs.",
     )
     _markup_flags(srcset)
@@ -70,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     preload = subparsers.add_parser(
         "preload",
-        help="print the preload hint of an LCP rule for a master",
+        help=summary("preload"),
         description="Print the <link rel=preload> (html), the Link header value (link) or both (json) for an "
         "LCP rule; nothing for a rule that is not LCP.",
     )

@@ -11,6 +11,7 @@ import tempfile
 
 import uvicorn
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config, unknown_environment
 from edge.http.app import WORKER_PROCESSES, create_app
@@ -30,7 +31,7 @@ SAMPLE_TRIES = 20  # files looked at for the "Try:" URL at start-up
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the HTTP server", description="Run the HTTP server.")
+    serve = sub.add_parser("serve", help=summary("serve"), description="Run the HTTP server.")
     add_common(serve)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TextIO
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common, warn_dev_key
 from edge.config import Config, ConfigError
 from edge.services import lookup_master, survey_masters
@@ -32,7 +33,7 @@ SIGN_OPTIONS = tuple(name for name in OPTIONS if name != "v")  # v comes from th
 def register(sub: argparse._SubParsersAction) -> None:
     sign = sub.add_parser(
         "sign",
-        help="print a signed, versioned URL for a master",
+        help=summary("sign"),
         description="Print the signed, versioned URL path and query (/img/...?...&s=...) for a master.",
     )
     add_common(sign)
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     version = sub.add_parser(
         "hash",
         aliases=["version"],  # its first name, kept for scripts; `edge --version` is the program's
-        help="print a master's version hash (alias: version)",
+        help=summary("hash"),
         description="Print a master's version hash (blake3): the v= of its URLs.",
     )
     add_common(version)

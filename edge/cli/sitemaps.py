@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from edge.cli.commands import summary
 from edge.cli.common import add_common, warn_dev_key
 from edge.config import DEV_KEYS, Config
 from edge.services import master_store
@@ -142,7 +143,7 @@ def cmd_build(args: argparse.Namespace, config: Config, width_for_rule: WidthFor
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sitemap = subparsers.add_parser(
-        "sitemap", help="build Google image sitemaps", description="Build Google image sitemaps from a pages manifest."
+        "sitemap", help=summary("sitemap"), description="Build Google image sitemaps from a pages manifest."
     )
     actions = sitemap.add_subparsers(dest="sitemap_command", required=True)
     build = actions.add_parser(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,36 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from origin.core.errors import Problem, retry_soon
 from origin.core.paths import is_safe_relative
+from origin.masters.s3_settings import S3Settings, split_s3_url
 from origin.masters.store import MasterInfo
 
 CHUNK = 256 * 1024
 # What a store failure can raise: botocore's own errors, and the transport's for a body cut short.
 TRANSPORT_ERRORS = (BotoCoreError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    endpoint_url: str = ""  # empty: AWS; set for MinIO, moto, R2, ...
-    region: str = "us-east-1"
-    addressing_style: str = "auto"  # "path" for most S3-compatible servers
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 10.0
-    max_attempts: int = 3
-
-    def __post_init__(self) -> None:
-        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0 or self.max_attempts < 1:
-            raise ValueError("connect_timeout_s and read_timeout_s must be more than 0, max_attempts 1 or more")
-
-
-def split_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/")."""
-    if not url.startswith("s3://"):
-        raise ValueError(f"not an s3:// URL: {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {url!r}")
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
 
 
 def _store_error(error: Exception, what: str) -> Problem:
