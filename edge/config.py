@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.cdn_settings import CdnSettings
 from edge.client_hints import ClientHintsSettings
+from edge.logs import FORMATS as LOG_FORMATS
 from edge.logs import LEVELS as LOG_LEVELS
 from edge.signing import SigningKey, parse_keys
 from origin.core.formats import EncodeSettings, FormatSettings
@@ -73,6 +74,8 @@ class ServerConfig:
     request_timeout_s: float = 10.0
     access_log: bool = True  # one JSON line per request on stderr
     log_level: str = "info"  # debug | info | warning | error (EDGE_SERVER_LOG_LEVEL, --log-level)
+    # One format per stream (edge.logs): json, text, or auto (json unless stderr is a terminal).
+    log_format: str = "auto"
     # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
     master_stat_ttl_s: float = 1.0
 
@@ -88,6 +91,10 @@ class ServerConfig:
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
             (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
             (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"),
+            (
+                self.log_format in LOG_FORMATS,
+                f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}",
+            ),
             (self.timeout_memory_s >= 0, "timeout_memory_s must be 0 (off) or more"),
         ]
         _check(checks)

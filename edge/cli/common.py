@@ -31,5 +31,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "server.host": getattr(args, "host", None),
             "server.port": getattr(args, "port", None),
             "server.log_level": getattr(args, "log_level", None),
+            "server.log_format": getattr(args, "log_format", None),
         },
     )

@@ -6,7 +6,6 @@ import argparse
 import itertools
 import logging
 import os
-import sys
 import tempfile
 
 import uvicorn
@@ -16,6 +15,7 @@ from edge.cli.common import add_common
 from edge.config import Config, unknown_environment
 from edge.http.app import WORKER_PROCESSES, create_app
 from edge.http.protocol import DeadlineHttpToolsProtocol
+from edge.logs import FORMATS as LOG_FORMATS
 from edge.logs import LEVELS as LOG_LEVELS
 from edge.logs import configure_logging
 from edge.services import build_services, load_rule_set, survey_masters
@@ -41,11 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="worker processes (default server.workers; 0: one per CPU this process may use, cgroup quota included)",
     )
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="debug, info (default), warning or error")
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="json, text, or auto (default: json unless stderr is a terminal)"
+    )
     serve.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    configure_logging(config.server.log_level)
+    configure_logging(config.server.log_level, config.server.log_format)
     workers = args.workers if args.workers is not None else config.server.workers
     workers = workers or cpu_count()
     if workers < 1:
@@ -56,15 +59,16 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     load_rule_set(config)  # invalid rules stop here, with every error listed, before any worker starts
     signer = Signer(config.signing_keys())
     base = f"http://{config.server.host}:{config.server.port}"
-    print(f"edge-image-cdn: masters in {config.masters_dir}, {workers} worker process(es)", file=sys.stderr)
+    log.info("edge-image-cdn: masters in %s, %d worker process(es)", config.masters_dir, workers)
     if not config.masters_in_s3:
-        print(_sample_url(config, signer, base), file=sys.stderr)
+        log.info("%s", _sample_url(config, signer, base))
     # No per-request access log line from uvicorn: it costs a large share of a cache hit's CPU.
     run = {
         "host": config.server.host,
         "port": config.server.port,
         "log_level": config.server.log_level,
         "access_log": False,
+        "log_config": None,  # uvicorn's lines go through edge.logs' handlers, in the same format
         "http": DeadlineHttpToolsProtocol,
     }
     if workers == 1:
@@ -97,7 +101,8 @@ def _hand_over(args: argparse.Namespace) -> None:
     if args.config:
         os.environ["EDGE_CONFIG"] = args.config
     flags = (("masters", "EDGE_MASTERS"), ("host", "EDGE_HOST"), ("port", "EDGE_PORT"))
-    for flag, variable in (*flags, ("log_level", "EDGE_SERVER_LOG_LEVEL")):
+    levels = (("log_level", "EDGE_SERVER_LOG_LEVEL"), ("log_format", "EDGE_SERVER_LOG_FORMAT"))
+    for flag, variable in (*flags, *levels):
         value = getattr(args, flag, None)
         if value is not None:
             os.environ[variable] = str(value)

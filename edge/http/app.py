@@ -96,7 +96,7 @@ def worker_app() -> ASGIApp:
     """
     _die_with_parent()
     config = load_config()
-    configure_logging(config.server.log_level)
+    configure_logging(config.server.log_level, config.server.log_format)
     return create_app(config, build_services(config, processes=int(os.environ[WORKER_PROCESSES])))
 
 

@@ -170,6 +170,24 @@ def test_log_level_quiets_the_server(tmp_path: Path):
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_one_log_format_per_stream_start_up_lines_included(tmp_path: Path, fmt: str):
+    server = start_server(tmp_path, {"EDGE_SERVER_LOG_FORMAT": fmt})
+    try:
+        assert server.get(server.url("flower_640x427.jpg", w=60)).status_code == 200
+        assert server.get(server.base + "/nope").status_code == 404
+    finally:
+        stop_server(server)
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert any("Try: http://" in line for line in lines) and any("uvicorn" in line for line in lines)
+    assert any('"event":"render"' in line for line in lines) and any('"request_id"' in line for line in lines)
+    for line in lines:
+        if fmt == "json":
+            assert isinstance(json.loads(line), dict), line
+        else:
+            assert re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ", line), line
+
+
 HEAVY = ("pyvips", "onnxruntime", "numpy", "aiobotocore", "botocore", "aiohttp", "httpx", "starlette", "c2pa", "yaml")
 
 
