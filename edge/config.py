@@ -96,6 +96,7 @@ class ServerConfig:
                 f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}",
             ),
             (self.timeout_memory_s >= 0, "timeout_memory_s must be 0 (off) or more"),
+            (self.retry_after_s >= 0, "retry_after_s must be 0 or more"),
         ]
         _check(checks)
         if self.masters.startswith("s3://"):
@@ -180,9 +181,10 @@ class Config:
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    """A ValueError with every failed check's message (one per argument), or nothing."""
+    failed = [message for ok, message in checks if not ok]
+    if failed:
+        raise ValueError(*failed)
 
 
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -206,24 +208,25 @@ def _coerce(value: Any, current: Any) -> Any:
     raise ValueError(value)
 
 
-def _convert(value: Any, current: Any, where: str) -> Any:
-    try:
-        return _coerce(value, current)
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {type(current).__name__}, got {value!r}") from None
-
-
-def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
+def _apply(section: Any, values: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+    """The section with `values` applied; what is wrong goes to `problems` (and leaves the
+    section as it was), so one run reports every mistake, not the first."""
     known = {f.name for f in fields(section)}
     changes = {}
     for name, value in values.items():
         if name not in known:
-            raise ConfigError(f"{where}.{name}: unknown setting (known: {', '.join(sorted(known))})")
-        changes[name] = _convert(value, getattr(section, name), f"{where}.{name}")
+            problems.append(f"{where}.{name}: unknown setting (known: {', '.join(sorted(known))})")
+            continue
+        current = getattr(section, name)
+        try:
+            changes[name] = _coerce(value, current)
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{where}.{name}: expected {type(current).__name__}, got {value!r}")
     try:
         return replace(section, **changes)
-    except ValueError as e:  # the section's own validation: the message starts with the field
-        raise ConfigError(f"{where}.{e}") from None
+    except ValueError as e:  # the section's own validation: each message starts with the field
+        problems.extend(f"{where}.{message}" for message in e.args)
+        return section
 
 
 def unknown_environment(env: Mapping[str, str] | None = None) -> list[str]:
@@ -244,6 +247,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """File, then environment, then explicit overrides (`section.name` keys, e.g. from CLI flags)."""
     env = os.environ if env is None else env
     config = Config()
+    problems: list[str] = []
     path = path or env.get("EDGE_CONFIG")
     if path:
         try:
@@ -255,8 +259,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         for name, values in doc.items():
             if not hasattr(config, name) or not isinstance(values, dict):
                 sections = ", ".join(f.name for f in fields(config))
-                raise ConfigError(f"{path}: unknown section [{name}] (known: {sections})")
-            config = replace(config, **{name: _apply(getattr(config, name), values, f"{path}: {name}")})
+                problems.append(f"{path}: unknown section [{name}] (known: {sections})")
+                continue
+            config = replace(config, **{name: _apply(getattr(config, name), values, f"{path}: {name}", problems)})
 
     by_section: dict[str, dict[str, Any]] = {}
     for var, value in env.items():
@@ -278,16 +283,22 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             section, _, name = key.partition(".")
             by_section.setdefault(section, {})[name] = value
     for section, values in by_section.items():
-        config = replace(config, **{section: _apply(getattr(config, section), values, section)})
-    validate(config)
+        config = replace(config, **{section: _apply(getattr(config, section), values, section, problems)})
+    problems += validate(config)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems))
     return config
 
 
-def validate(config: Config) -> None:
+def validate(config: Config) -> list[str]:
     """What no section can check alone (each validated itself when it was made)."""
+    problems = []
     if not config.masters_in_s3 and not config.masters_dir.is_dir():
-        raise ConfigError(f"server.masters: {config.masters_dir} is not a directory")
+        problems.append(f"server.masters: {config.masters_dir} is not a directory")
     try:
         config.signing_keys()
     except ValueError as e:
-        raise ConfigError(f"signing.keys (EDGE_KEYS): {e}") from None
+        problems.append(f"signing.keys (EDGE_KEYS): {e}")
+    return problems

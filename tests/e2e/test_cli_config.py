@@ -91,6 +91,27 @@ def test_config_file_then_environment(tmp_path: Path):
         load_config(path, env={})
 
 
+def test_every_configuration_mistake_is_reported_at_once(tmp_path: Path):
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[server]\nport = "eighty"\nqueue_limit = -1\nretry_after_s = -5\n'
+        '[limits]\nmax_jpeg_scans = 0\nmax_fames = 3\n[sever]\nport = 1\n[admin]\ntoken = "short"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={"EDGE_ENCODE_AVIF_EFFORT": "11", "EDGE_KEYS": "k1:short"})
+    message = str(raised.value)
+    expected = [
+        "server.port: expected int, got 'eighty'",
+        "server.queue_limit", "server.retry_after_s",  # the section's own checks, both
+        "limits.max_fames: unknown setting", "limits.max_jpeg_scans must be 1 or more",
+        "unknown section [sever]", "admin.token must be at least 16 characters",
+        "encode.avif_effort must be 0..9", "signing.keys (EDGE_KEYS)",
+    ]  # fmt: skip
+    assert message.startswith(f"{message.split(' ')[0]} problems:"), message
+    for part in expected:
+        assert part in message, (part, message)
+
+
 def test_unknown_routes_are_problem_json_too(server: Server, http: httpx.Client):
     r = http.get(server.base + "/nothing-here")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
