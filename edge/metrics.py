@@ -99,6 +99,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.superres_providers = Gauge(
+            "edge_superres_provider",
+            "1 for the onnxruntime execution provider each super-resolution model's session really got",
+            ["model", "provider"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.cache_bytes = Gauge(
             "edge_cache_bytes",
             "Bytes held by each rendition cache tier of this process (the disk: as last counted)",
@@ -155,6 +162,10 @@ class Metrics:
             for i, n in enumerate(buckets):
                 if n:
                     child._buckets[i].inc(n)  # noqa: SLF001
+
+    def superres_provider(self, model: str, provider: str) -> None:
+        """A model's session was opened on `provider` (CUDAExecutionProvider, CPUExecutionProvider)."""
+        self.superres_providers.labels(model, provider).set(1)
 
     def track_queue(self, depth: Callable[[], float]) -> None:
         self._depth = depth

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         if hasattr(tier, "bytes_used"):  # memory and disk know their size; S3 does not say
             metrics.track_tier(tier.name, functools.partial(getattr, tier, "bytes_used"))
     ruleset = load_rule_set(config)
-    upscaler = make_upscaler(config, processes)
+    upscaler = make_upscaler(config, processes, metrics.superres_provider)
     sr = config.superres
     policy = SuperResPolicy(sr, available=upscaler is not None)
     superres = (
@@ -219,8 +220,11 @@ def cache_tiers(config: Config, *, processes: int = 1) -> list[Tier]:
     return tiers
 
 
-def make_upscaler(config: Config, processes: int = 1) -> Upscaler | None:
-    """The super-resolution runtime over the installed models, or None (disabled, or no model)."""
+def make_upscaler(
+    config: Config, processes: int = 1, on_load: Callable[[str, str], None] | None = None
+) -> Upscaler | None:
+    """The super-resolution runtime over the installed models, or None (disabled, or no model);
+    `on_load(model, provider)` hears which provider each model's session really got."""
     sr = config.superres
     if not sr.enabled:
         return None
@@ -228,10 +232,14 @@ def make_upscaler(config: Config, processes: int = 1) -> Upscaler | None:
     if not models:
         log.warning("super-resolution: no model installed; upscaling with Lanczos")
         return None
-    upscaler = Upscaler(models, threads=sr.threads or max(1, cpu_count() // processes), use_cuda=sr.use_cuda)
+    threads = sr.threads or max(1, cpu_count() // processes)
+    upscaler = Upscaler(models, threads=threads, use_cuda=sr.use_cuda, on_load=on_load)
     # Where onnxruntime lists CUDA, find out now whether a session gets it: the models picked (and
     # so the rendition keys that name them) must not change after the first request.
-    upscaler.settle_device()
+    device = upscaler.settle_device()
+    if sr.warm_up == "on" or (sr.warm_up == "auto" and device == "cuda"):
+        upscaler.warm_up()
+        log.info("super-resolution warmed up on %s", device)
     return upscaler
 
 

@@ -42,10 +42,15 @@ class SuperResSettings:
     # is loaded when it exists. Relative to the working directory, like cache.disk_dir.
     models_dir: str = "var/models"
     intermediate_mb: int = 256  # upscaled regions kept for other widths and formats
+    # Open every model's session and run a measured inference at start-up, not in the first
+    # request: "auto" does it on a GPU (sessions there take seconds to set up), "on" and "off".
+    warm_up: str = "auto"
 
     def __post_init__(self) -> None:
         if self.min_factor < 1:
             raise ValueError(f"min_factor must be 1 or more, got {self.min_factor}")
+        if self.warm_up not in ("auto", "on", "off"):
+            raise ValueError(f"warm_up must be auto, on or off, got {self.warm_up!r}")
         if self.concurrency < 1 or self.budget_s < 0 or self.queue_limit < 0 or self.timeout_s <= 0:
             raise ValueError("concurrency must be 1 or more, budget_s and queue_limit 0 or more, timeout_s above 0")
 

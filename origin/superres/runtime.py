@@ -74,11 +74,17 @@ class Upscaler:
         threads: int | None = None,
         use_cuda: bool = True,
         tile: int | None = None,
+        on_load: Callable[[str, str], None] | None = None,
     ):
         self.models = list(models)
         self.threads = threads or cpu_count()
         self.tile = tile
+        self.on_load = on_load  # (model label, provider it really got): for metrics
         wanted_cuda = use_cuda and CUDA in ort.get_available_providers()
+        if wanted_cuda and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as NVIDIA's wheels: load them from
+            # there before the first session (a CUDA base image has them on the library path anyway).
+            ort.preload_dlls()
         self._requested = [CUDA, CPU] if wanted_cuda else [CPU]
         self._device: str | None = None if wanted_cuda else "cpu"  # CUDA is confirmed by a session
         self._loaded: dict[str, _Loaded] = {}
@@ -195,6 +201,8 @@ class Upscaler:
             if loaded is None:
                 loaded = self._open(spec)
                 self._loaded[spec.name] = loaded
+                if self.on_load is not None:
+                    self.on_load(spec.label, loaded.providers[0])
                 if self._device is None:
                     self._device = "cuda" if CUDA in loaded.providers else "cpu"
                     if self._device == "cpu":

@@ -64,6 +64,51 @@ def test_the_gpu_variant_asks_for_a_gpu_on_a_gpu_node_pool():
     assert pod["nodeSelector"]
 
 
+def test_every_pod_meets_the_restricted_pod_security_standard():
+    """Kubernetes' "restricted" profile: non-root, no privilege escalation, every capability
+    dropped, the runtime's seccomp profile; and a read-only root with writable /cache and /tmp."""
+    for name, d in manifests().items():
+        if not name.startswith("Deployment/"):
+            continue
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        (container,) = pod["containers"]
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, name
+        assert sc["readOnlyRootFilesystem"] is True, name
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for path in ("/cache", "/tmp"):
+            assert "emptyDir" in volumes[mounts[path]], (name, path)
+
+
+def test_both_variants_can_be_purged_and_survive_a_drain():
+    docs = manifests()
+    for name in ("Deployment/edge-origin", "Deployment/edge-origin-gpu"):
+        env = {e["name"]: e for e in docs[name]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "secretKeyRef" in env["EDGE_ADMIN_TOKEN"]["valueFrom"], name  # POST /admin/purge
+    headless = docs["Service/edge-origin-pods"]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == {"app": "edge-origin"}
+    pdb = docs["PodDisruptionBudget/edge-origin"]
+    assert pdb["spec"]["selector"]["matchLabels"] == {"app": "edge-origin"} and pdb["spec"]["minAvailable"] >= 1
+
+
+def test_the_gpu_image_and_manifest_agree_on_cuda_and_the_warm_up():
+    """The GPU image installs onnxruntime-gpu with NVIDIA's CUDA and cuDNN wheels (onnxruntime
+    preloads them); the GPU pods warm up before they are probed, and point at the provider metric."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "onnxruntime-gpu[cuda,cudnn]" in dockerfile and "edge_superres_provider" in dockerfile
+    gpu_text = (DEPLOY / "k8s" / "deployment-gpu.yaml").read_text()
+    assert "onnxruntime-gpu[cuda,cudnn]" in gpu_text and "edge_superres_provider" in gpu_text
+    container = manifests()["Deployment/edge-origin-gpu"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["EDGE_SUPERRES_WARM_UP"] == "on"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # sessions and a run on a cold GPU
+
+
 def test_service_and_autoscaler_point_at_the_origin():
     docs = manifests()
     service, hpa = docs["Service/edge-origin"], docs["HorizontalPodAutoscaler/edge-origin"]

@@ -121,3 +121,15 @@ def test_process_metrics_and_each_tiers_size_are_exported(fresh: InProcess):
     assert value(samples, "python_gc_collections_total", generation="0") >= 0
     memory, disk = (value(samples, "edge_cache_bytes", tier=t) for t in ("edge-memory", "edge-disk"))
     assert memory > 0 and disk > 0  # the rendition just made is in both
+
+
+def test_the_provider_each_models_session_really_got_is_exported(fresh: InProcess):
+    """edge_superres_provider{model,provider}: on this CPU-only machine, the CPU provider, for the
+    model that made the pixels of a rendition past its master."""
+    r = fresh.get(fresh.url("chelsea_cat_451x300.png", w=700, fm="jpeg"))
+    assert r.status_code == 200
+    model = r.headers["x-upscale"] if r.headers["x-upscale"] != "lanczos" else "edgesr-x2@2.0"
+    deadline = time.monotonic() + 60  # a budget stand-in: the model runs just after
+    while value(scrape(fresh), "edge_superres_provider", model=model, provider="CPUExecutionProvider") != 1:
+        assert time.monotonic() < deadline, scrape(fresh).families
+        time.sleep(0.2)
