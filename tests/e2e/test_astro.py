@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from html import unescape
 from pathlib import Path
 
 import httpx
 import pytest
 
-from edge.config import DEMO_MASTERS
 from tests.support.corpus import AVIF_ACCEPT, TEST_KEYS
 from tests.support.node import NODE, NPM, SKIP_REASON, installed_app, run
-from tests.support.server import start_server, stop_server
+from tests.support.server import start_demo_server, stop_server
 
 pytestmark = pytest.mark.skipif(NPM is None or NODE is None, reason=SKIP_REASON)
 KEY_ID, SECRET = TEST_KEYS.split(",")[0].split(":", 1)
@@ -33,8 +31,7 @@ def _attribute(img: str, name: str) -> str:
 
 
 def test_the_astro_build_signs_the_rules_srcset(tmp_path: Path):
-    shutil.copytree(DEMO_MASTERS, tmp_path / "masters")
-    srv = start_server(tmp_path, {"EDGE_RULES_CLOSED_WORLD": "true"}, masters=tmp_path / "masters")
+    srv = start_demo_server(tmp_path, {"EDGE_RULES_CLOSED_WORLD": "true"})
     try:
         env = {**os.environ, "ASTRO_TELEMETRY_DISABLED": "1", "EDGE_ORIGIN": srv.base}
         env |= {"EDGE_KEY_ID": KEY_ID, "EDGE_SECRET": SECRET}

@@ -8,51 +8,33 @@ page shows every rendition.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from edge.config import DEMO_MASTERS
-from tests.support.server import Server, start_server, stop_server
+from tests.support.browser import SKIP, chromium
+from tests.support.server import Server, start_demo_server, stop_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-# The flags a sandboxed, offline machine needs (no background calls to the outside world).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = SKIP
 HERO = ("hero", "seeding_dandelions.jpg")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("browser")
-    shutil.copytree(DEMO_MASTERS, tmp / "masters")
     env = {"EDGE_RULES_PREVIEW": "true", "EDGE_CLIENT_HINTS_ENABLED": "true"}
-    srv = start_server(tmp, env, masters=tmp / "masters")
+    srv = start_demo_server(tmp_path_factory.mktemp("browser"), env)
     yield srv
     stop_server(srv)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 class Pages:

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.config import DEMO_MASTERS
 from tests.support.corpus import TEST_KEYS
 from tests.support.images import decode
-from tests.support.server import Server, start_server, stop_server
+from tests.support.server import Server, start_demo_server, stop_server
 from tests.support.vectors import ROOT
 
 NODE = shutil.which("node")
@@ -43,10 +42,7 @@ console.log(JSON.stringify({ signed, html: markup.imgHtml(), picture: markup.pic
 
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("js")
-    masters = tmp / "masters"
-    shutil.copytree(DEMO_MASTERS, masters)
-    srv = start_server(tmp, {"EDGE_RULES_CLOSED_WORLD": "true"}, masters=masters)
+    srv = start_demo_server(tmp_path_factory.mktemp("js"), {"EDGE_RULES_CLOSED_WORLD": "true"})
     yield srv
     stop_server(srv)
 

@@ -10,41 +10,30 @@ Server Component page's signed URLs load too. Skipped without node/npm or Chromi
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from edge.config import DEMO_MASTERS
+from tests.support.browser import SKIP, chromium
 from tests.support.corpus import TEST_KEYS
 from tests.support.images import decode
 from tests.support.node import NODE, NPM, SKIP_REASON, installed_app, run
-from tests.support.server import Server, free_port, start_server, stop_server
+from tests.support.server import Server, free_port, start_demo_server, stop_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = [
-    pytest.mark.skipif(NPM is None or NODE is None, reason=SKIP_REASON),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
-]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+pytestmark = [pytest.mark.skipif(NPM is None or NODE is None, reason=SKIP_REASON), SKIP]
 KEY_ID, SECRET = TEST_KEYS.split(",")[0].split(":", 1)
 ROCKET_WIDTH = 640  # rocket.jpg: the card rule offers up to twice that, the model makes the rest
 
 
 @pytest.fixture(scope="module")
 def edge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("next-edge")
-    shutil.copytree(DEMO_MASTERS, tmp / "masters")
     # Keyless URLs need closed world; a generous budget lets the model answer in the request.
-    srv = start_server(
-        tmp, {"EDGE_RULES_CLOSED_WORLD": "true", "EDGE_SUPERRES_BUDGET_S": "60"}, masters=tmp / "masters"
-    )
+    env = {"EDGE_RULES_CLOSED_WORLD": "true", "EDGE_SUPERRES_BUDGET_S": "60"}
+    srv = start_demo_server(tmp_path_factory.mktemp("next-edge"), env)
     yield srv
     stop_server(srv)
 
@@ -84,10 +73,8 @@ def next_app(tmp_path_factory: pytest.TempPathFactory, edge_server: Server) -> I
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _open(browser, url: str, selector: str, dpr: float) -> tuple[str, int, dict[str, dict[str, str]]]:

@@ -15,16 +15,13 @@ import pytest
 from edge.config import DEMO_MASTERS
 from tests.support.corpus import TEST_KEYS
 from tests.support.images import decode
-from tests.support.server import Server, start_server, stop_server
+from tests.support.server import Server, start_demo_server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory: pytest.TempPathFactory):
     """A closed-world server on the demo masters with the bundled example rules."""
-    tmp = tmp_path_factory.mktemp("closed")
-    masters = tmp / "masters"
-    shutil.copytree(DEMO_MASTERS, masters)
-    srv = start_server(tmp, {"EDGE_RULES_CLOSED_WORLD": "true"}, masters=masters)
+    srv = start_demo_server(tmp_path_factory.mktemp("closed"), {"EDGE_RULES_CLOSED_WORLD": "true"})
     yield srv
     stop_server(srv)
 

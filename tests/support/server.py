@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from edge.config import DEMO_MASTERS
 from edge.signing import Signer, parse_keys
 from origin.core.request import RenditionOptions
 from tests.support.corpus import CORPUS, TEST_ENV, TEST_KEYS
@@ -86,6 +87,12 @@ def start_server(
             raise RuntimeError("server did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     return Server(base, masters, cache_dir, process, Signer(parse_keys(TEST_KEYS)), log_path)
+
+
+def start_demo_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+    """A server on a copy of the demo masters, which the bundled example rules cover."""
+    shutil.copytree(DEMO_MASTERS, tmp / "masters")
+    return start_server(tmp, env_extra, masters=tmp / "masters")
 
 
 def stop_server(server: Server) -> None:
