@@ -66,6 +66,10 @@ class ServerConfig:
     # from 744 to 522-590 MB (benchmarks/hostile.py; origin.imaging.runtime). MALLOC_ARENA_MAX wins.
     malloc_arenas: int = 2
     render_timeout_s: float = 20.0
+    # Renders with an output of at least this many megapixels, and every SVG master, run in a
+    # child process that is killed at render_timeout_s (an encode or SVG rasterisation cannot be
+    # interrupted in a thread: origin.isolated); 0: every render in a thread.
+    isolate_megapixels: float = 8.0
     # A rendition that ran past render_timeout_s is answered 504 at once for this long (0: never).
     timeout_memory_s: float = 300.0
     retry_after_s: int = 2
@@ -89,6 +93,7 @@ class ServerConfig:
             (self.render_memory_mb >= 0, "render_memory_mb must be 0 (no limit) or more"),
             (self.malloc_arenas >= 0, "malloc_arenas must be 0 (glibc's default) or more"),
             (self.render_timeout_s > 0, "render_timeout_s must be more than 0"),
+            (self.isolate_megapixels >= 0, "isolate_megapixels must be 0 (never) or more"),
             (self.request_timeout_s > 0, "request_timeout_s must be more than 0"),
             (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"),
             (

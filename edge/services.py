@@ -137,6 +137,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         decoded,
         credentials,
         config.provenance.metadata,
+        s.isolate_megapixels,
     )
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"

@@ -30,6 +30,7 @@ from origin.core.request import Crop, RenditionOptions
 from origin.imaging.credentials import Credentials, Steps
 from origin.imaging.intermediates import IntermediateCache
 from origin.imaging.quality import SEARCH_VERSION
+from origin.isolated import expensive, render_isolated
 from origin.masters.index import version_hash
 from origin.masters.store import MasterStore
 from origin.pipeline import RenderTools, Timings, render
@@ -110,9 +111,11 @@ class Renderer:
         decoded: IntermediateCache | None = None,
         credentials: Credentials | None = None,
         metadata: bool = True,
+        isolate_megapixels: float = 0.0,
     ):
         self.store = store
         self.credentials = credentials  # C2PA manifests, when [provenance] c2pa is on
+        self.isolate_megapixels = isolate_megapixels  # renders this big run in a killable child
         self.limits = limits
         self.formats = formats
         self.pool = pool
@@ -213,7 +216,11 @@ class Renderer:
                 # Replaced between stat and read: never cache these bytes under the old version.
                 raise retry_soon("master changed during the request; retry")
             verified = time.perf_counter() - started
-            rendition, timings = render(data, job.plan, self.tools, token, job.record.version)
+            plan, version = job.plan, job.record.version
+            if expensive(plan, job.record.header.format, self.isolate_megapixels):
+                rendition, timings = render_isolated(data, plan, self.tools.encode, self.tools.metadata, token, version)
+            else:
+                rendition, timings = render(data, plan, self.tools, token, version)
             if self.credentials is not None:
                 rendition = self._credentials(self.credentials, rendition, data, job, timings)
             # Reading the master and checking it is still the version we planned for are one phase.
