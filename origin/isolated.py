@@ -19,7 +19,7 @@ import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Any
 
-from origin.core.concurrency import CancelToken
+from origin.core.concurrency import CancelToken, run_in_background
 from origin.core.errors import Cancelled, Problem
 from origin.core.formats import EncodeSettings
 from origin.core.rendition import Rendition
@@ -80,6 +80,7 @@ def render_isolated(
 
 
 def _child(send: Connection, data: bytes, plan: Plan, encode: EncodeSettings, metadata: bool, source_id: str) -> None:
+    run_in_background()  # as nice as the render threads: hits and /healthz come first
     decoded = IntermediateCache(SHARED_DECODE_BYTES) if plan.decode_at else None  # the pixels a thread makes
     tools = RenderTools(encode, decoded=decoded, metadata=metadata)
     try:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from origin.core.concurrency import CancelToken
+from origin.core.concurrency import CancelToken, run_in_background
 from origin.core.errors import OverBudget, Problem
 
 T = TypeVar("T")
@@ -51,7 +51,9 @@ class RenderPool:
         self.time_budget_s = time_budget_s
         self.retry_after_s = retry_after_s
         self.memory_budget = memory_budget
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="render", initializer=run_in_background
+        )
         self._pending = 0  # admitted (read, queued or running), counted until the thread is really done
         self._bytes = 0  # what those are expected to need
         self.rejected = 0

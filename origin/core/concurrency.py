@@ -30,6 +30,22 @@ def cpu_count() -> int:
     return max(1, min(cpus, math.ceil(quota)) if quota else cpus)
 
 
+# Render and probe threads run this much nicer than the event loop's thread: when every core is
+# busy, the scheduler gives the thread that answers cache hits and /healthz its turn first.
+# Threads libvips and onnxruntime start from a render thread inherit it (Linux: nice is per thread).
+BACKGROUND_NICE = 10
+
+
+def run_in_background() -> None:
+    """Lower the calling thread's CPU priority by BACKGROUND_NICE (a ThreadPoolExecutor
+    initializer); nothing where the platform does not allow it."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: same priority as the loop
+        pass
+
+
 def cgroup_cpu_quota() -> float | None:
     """The CPU quota of this process's cgroup in CPUs (1.5 for "150000 100000"), or None for none."""
     for quota_file, period_file in CGROUP_QUOTAS:

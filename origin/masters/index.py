@@ -15,7 +15,7 @@ from dataclasses import replace
 import blake3
 from cachetools import LRUCache
 
-from origin.core.concurrency import SingleFlight
+from origin.core.concurrency import SingleFlight, run_in_background
 from origin.core.errors import Problem, retry_soon
 from origin.core.limits import Limits
 from origin.core.master import MasterInfo, MasterRecord
@@ -51,7 +51,9 @@ class MasterIndex:
         # touch then reads and hashes the master once, not twice. Taken once; bounded in bytes.
         self._bytes: LRUCache[tuple[str, str], bytes] = LRUCache(RECENT_BYTES, getsizeof=len)
         self._flight: SingleFlight[MasterRecord | Problem] = SingleFlight()
-        self._probes = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
+        self._probes = ThreadPoolExecutor(
+            max_workers=PROBE_THREADS, thread_name_prefix="probe", initializer=run_in_background
+        )
 
     async def lookup(self, path: str) -> MasterRecord:
         """The current record of a master, or a Problem: 404 unknown, 413 too big, 415/422 refused.

@@ -454,6 +454,7 @@ def test_the_server_renders_every_url_of_the_markup_at_the_size_it_declares(serv
                 art:
                   md: {aspect: "1:1", gravity: n}
                 formats: {webp: 70, jpeg: 75}
+                enhance: never  # model-made candidates: test_superres_server::test_the_widest_candidates_...
             """
         )
     )
