@@ -50,6 +50,8 @@ SIGNING_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("hero.jpg", {"w": 640, "g": "smart", "fit": "outside", "fm": "png"}, "img"),
     ("hero.jpg", {"w": 640, "kid": "rot-2026.b"}, "img"),
     ("hero.jpg", {"dpr": 3, "w": 48, "h": 48, "g": "ne", "fm": "gif"}, "img"),
+    ("img/cat.jpg", {"w": 10}, "img"),  # a folder named like the route stays in the path
+    ("info/x.jpg", {"v": "0123456789abcdef"}, "info"),
     ("hero.jpg", {"v": "0123456789abcdef"}, "info"),
     ("hero.jpg", {"exp": 1893456000, "kid": "rot-2026.b"}, "info"),
 ]

@@ -168,7 +168,7 @@ export async function mac(secret, message) {
  */
 export async function signUrl(path, options, { keyId, secret, route = "img", baseUrl = "" }) {
   if (!keyId || !secret) throw new TypeError("signUrl needs { keyId, secret }: a key of the server's [signing] keys");
-  const master = String(path).replace(/^\/+/, "").replace(new RegExp(`^${route}/`), "");
+  const master = String(path).replace(/^\/+/, ""); // "/cat.jpg" names the master cat.jpg
   const query = canonicalQuery({ ...options, kid: options.kid ?? keyId });
   const signed = `/${route}/${canonicalPath(master)}?${query}`;
   return `${baseUrl.replace(/\/+$/, "")}${signed}&s=${await mac(secret, signed)}`;
