@@ -21,7 +21,7 @@ from typing import Any
 from origin.core.formats import FORMATS
 from origin.core.request import MAX_SIZE
 from rules.model import Framing, Rule, RuleSet
-from rules.srcset import Capacity, declared_widths, range_widths, sizes_attribute
+from rules.srcset import Capacity, declared_widths, framing_ranges, range_widths, sizes_attribute
 
 SCHEMA = 1
 
@@ -47,8 +47,6 @@ def describe(ruleset: RuleSet, capacity: Capacity, *, keyless: bool) -> dict[str
 
 
 def _rule(rule: Rule, capacity: Capacity) -> dict[str, Any]:
-    bounds: list[int | None] = [0, *(a.min_width for a in rule.art), None]
-    framings = [rule.framing, *(a.framing for a in rule.art)]
     return {
         "description": rule.description,
         "masters": list(rule.masters),
@@ -60,7 +58,7 @@ def _rule(rule: Rule, capacity: Capacity) -> dict[str, Any]:
         "lcp": rule.lcp,
         "enhance": rule.enhance,
         "img": _range(rule, rule.framing, 0, None, capacity),
-        "ranges": [_range(rule, f, bounds[i] or 0, bounds[i + 1], capacity) for i, f in enumerate(framings)],
+        "ranges": [_range(rule, f, lo, until, capacity) for f, lo, until in framing_ranges(rule)],
     }
 
 

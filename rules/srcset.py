@@ -103,7 +103,12 @@ def candidate_widths(
 ) -> list[int]:
     """Candidate device widths for viewports in [lo, hi]: computed, capped, deduplicated, merged."""
     widths = device_widths(sizes, dprs, breakpoints, lo, hi, settings.high_dpr_max_viewport)
-    return merge((min(w, cap) for w in widths), settings.merge_step)
+    return capped(widths, cap, settings.merge_step)
+
+
+def capped(widths: Iterable[int], cap: int, step: float) -> list[int]:
+    """Device widths no wider than `cap`, deduplicated and merged: the candidates a master gives."""
+    return merge((min(w, cap) for w in widths), step)
 
 
 def output_aspect(framing: Framing, header: MasterHeader) -> Fraction:
@@ -253,7 +258,15 @@ def declared_widths(rule: Rule, framing: Framing, lo: int, until: int | None, ca
     cap = rule.settings.max_width
     if framing.aspect is not None:
         cap = min(cap, largest_width(framing.aspect, capacity.limits))
-    return merge((min(w, cap) for w in range_widths(rule, lo, until).device_widths), rule.settings.merge_step)
+    return capped(range_widths(rule, lo, until).device_widths, cap, rule.settings.merge_step)
+
+
+def framing_ranges(rule: Rule) -> list[tuple[Framing, int, int | None]]:
+    """(framing, from viewport, until viewport) of each range of the `<picture>`: the rule's own
+    framing below the first art-direction breakpoint, then each art direction up to the next."""
+    starts = [0, *(a.min_width for a in rule.art)]
+    ends: list[int | None] = [*starts[1:], None]
+    return list(zip([rule.framing, *(a.framing for a in rule.art)], starts, ends, strict=True))
 
 
 def _range(
@@ -261,7 +274,7 @@ def _range(
 ) -> _Range:
     spec = range_widths(rule, lo, until)
     cap = width_cap(framing, header, rule.enhance, rule.settings, capacity)
-    widths = merge((min(w, cap) for w in spec.device_widths), rule.settings.merge_step)
+    widths = capped(spec.device_widths, cap, rule.settings.merge_step)
     width = max(1, min(spec.css_width, widths[-1]))
     return _Range(framing, lo, until, tuple(widths), output_aspect(framing, header), width)
 
@@ -283,11 +296,8 @@ def plan(rule: Rule, header: MasterHeader, capacity: Capacity) -> RulePlan:
     rule crops a region that lies outside this master."""
     img = _source(_range(rule, rule.framing, header, 0, None, capacity), "auto", rule.quality, rule.max_bytes)
     formats, (last, last_q) = picture_formats(rule, header)
-    # One range per framing: the rule's own below the first art-direction breakpoint, then each
-    # art direction up to the next. Sources go widest range first: the first match wins.
-    bounds = [0, *(a.min_width for a in rule.art), None]
-    framings = [rule.framing, *(a.framing for a in rule.art)]
-    ranges = [_range(rule, f, header, bounds[i], bounds[i + 1], capacity) for i, f in enumerate(framings)]  # type: ignore[arg-type]
+    # Sources go widest range first: the first match wins.
+    ranges = [_range(rule, f, header, lo, until, capacity) for f, lo, until in framing_ranges(rule)]
     sources: list[SourcePlan] = []
     for r in reversed(ranges[1:]):
         sources += [_source(r, fmt, q, rule.max_bytes) for fmt, q in [*formats, (last, last_q)]]
