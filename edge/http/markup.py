@@ -166,6 +166,11 @@ async def preview_endpoint(request: Request) -> Response:
 
 async def rules_endpoint(request: Request) -> Response:
     """GET /rules.json: public, like the markup every page shows (no URL in it is signed)."""
-    services: Services = request.app.state.services
-    doc = describe(services.rules, services.capacity, keyless=services.config.rules.closed_world)
+    state = request.app.state
+    doc = getattr(state, "rules_description", None)
+    if doc is None:  # the rules and the server's capacity are fixed for the app's life: once
+        services: Services = state.services
+        doc = state.rules_description = describe(
+            services.rules, services.capacity, keyless=services.config.rules.closed_world
+        )
     return validated(request, JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL}))
