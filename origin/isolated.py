@@ -60,10 +60,10 @@ def render_isolated(
             if token.cancelled:
                 raise Cancelled()
             if not child.is_alive() and not receive.poll(0):
-                raise Problem(422, f"rendition could not be made: its renderer process died ({child.exitcode})")
+                raise _died(child)
         message: tuple[Any, ...] = receive.recv()
     except EOFError:
-        raise Problem(422, f"rendition could not be made: its renderer process died ({child.exitcode})") from None
+        raise _died(child) from None
     finally:
         if child.is_alive():
             child.kill()
@@ -77,6 +77,10 @@ def render_isolated(
         status, detail, extra, headers = rest
         raise Problem(status, detail, extra, headers)
     raise Problem(422, f"rendition could not be made: {rest[0]}")
+
+
+def _died(child: Any) -> Problem:
+    return Problem(422, f"rendition could not be made: its renderer process died ({child.exitcode})")
 
 
 def _child(send: Connection, data: bytes, plan: Plan, encode: EncodeSettings, metadata: bool, source_id: str) -> None:

@@ -1,18 +1,7 @@
 """The `edge` command. Each module of this package registers its subcommands (every one has --help)
-and is called with the configuration main() loaded from --config, the environment and the flags:
-
-(edge.cli.commands lists them; only the module of the command that runs is imported.)
-
-    serve                          edge.cli.serve
-    sign, hash (alias version)     edge.cli.sign
-    --version                      edge.cli (Versions)
-    purge, warm                    edge.cli.caches
-    rules check, srcset, preload   edge.cli.rules
-    sitemap build                  edge.cli.sitemaps
-    models list, models add        edge.cli.models
-    deploy nginx                   edge.cli.deploy
-    masters check                  edge.cli.masters
-    provenance FILE|URL            edge.cli.provenance
+and is called with the configuration main() loaded from --config, the environment and the flags.
+edge.cli.commands says which module registers which command; only the module of the command
+that runs is imported. `--version` is here (Versions).
 """
 
 from __future__ import annotations

@@ -402,10 +402,7 @@ def keep_rights_only(image: pyvips.Image) -> tuple[pyvips.Image, str]:
         "xmp": filter_xmp(_blob(image, "xmp-data")),
         "iptc": filter_iptc(_blob(image, "iptc-data")),
     }
-    out = image.copy()
-    for name in image.get_fields():
-        if not _is_structural(name):
-            out.remove(name)
+    out, _ = strip_all(image)
     keep = []
     for block, data in blocks.items():
         if data:
