@@ -22,7 +22,7 @@ from tests.support.browser import SKIP, chromium
 from tests.support.corpus import TEST_KEYS
 from tests.support.images import decode
 from tests.support.node import NODE, NPM, SKIP_REASON, installed_app, run
-from tests.support.server import Server, free_port, start_demo_server, stop_server
+from tests.support.server import Server, free_port, start_demo_server, stop_server, wait_until_up
 
 pytestmark = [pytest.mark.skipif(NPM is None or NODE is None, reason=SKIP_REASON), SKIP]
 KEY_ID, SECRET = TEST_KEYS.split(",")[0].split(":", 1)
@@ -57,15 +57,7 @@ def next_app(tmp_path_factory: pytest.TempPathFactory, edge_server: Server) -> I
     command = [NODE, "node_modules/next/dist/bin/next", "start", "-p", str(port)]
     process = subprocess.Popen(command, cwd=app, env=env, stdout=log, stderr=log)  # type: ignore[arg-type]
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (tmp / "next.log").read_text()
-        time.sleep(0.2)
+    wait_until_up(base + "/", process, tmp / "next.log", 60)
     yield base
     process.terminate()
     process.wait(10)

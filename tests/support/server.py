@@ -75,18 +75,23 @@ def start_server(
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    wait_until_up(base + "/healthz", process, log_path, 30)
+    return Server(base, masters, cache_dir, process, Signer(parse_keys(TEST_KEYS)), log_path)
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
+    """Until `url` answers 200; if the process dies or time runs out, kill it and raise with its log."""
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("server did not start:\n" + log_path.read_text())
+            raise RuntimeError(f"{url} did not come up:\n" + log_path.read_text(errors="replace"))
         time.sleep(0.1)
-    return Server(base, masters, cache_dir, process, Signer(parse_keys(TEST_KEYS)), log_path)
 
 
 def start_demo_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
