@@ -84,6 +84,7 @@ def test_keyless_urls_from_the_package_load_for_a_master_of_any_size(closed: Ser
     planned = httpx.get(closed.base + "/srcset/hero/rocket.jpg").json()["img"]["candidates"]
     widths = [c["width"] for c in planned]
     assert made["sizedWidths"] == widths  # with the /info document: exactly the master's candidates
+    assert [int(u.split("w=")[1].split("&")[0]) for u in made["sizedUrls"]] == widths  # each URL asks its own width
     # Without it, the rule's widths for any master: those past this small master's candidates are
     # snapped by the server to the widest one, never refused.
     assert max(int(u.split("w=")[1]) for u in made["keyless"]) > widths[-1]

@@ -36,7 +36,7 @@ function integer(lo, hi) {
 
 function decimal(lo, hi, places) {
   return (name, value) => {
-    const text = typeof value === "number" ? String(value) : String(value);
+    const text = String(value);
     const m = /^[0-9]{1,3}(\.([0-9]{1,4}))?$/.exec(text);
     if (!m || (m[2] || "").length > places || Number(text) < lo || Number(text) > hi) {
       fail(name, `a number ${lo}..${hi} with at most ${places} decimals`, value);
@@ -203,10 +203,14 @@ export function snapWidth(rules, ruleName, width, { format } = {}) {
  * snapped to a declared one. The server answers it only under closed world (`rules.keyless`).
  */
 export function keylessUrl(rules, ruleName, path, width, { format, baseUrl = "" } = {}) {
-  const w = snapWidth(rules, ruleName, width, { format });
+  return keylessPath(ruleName, path, snapWidth(rules, ruleName, width, { format }), format, baseUrl);
+}
+
+// The keyless URL of a width that is already a declared one (a planned candidate).
+function keylessPath(ruleName, path, width, format, baseUrl) {
   const fm = format && format !== "auto" ? `&fm=${format}` : "";
   const master = canonicalPath(String(path).replace(/^\/+/, ""));
-  return `${baseUrl.replace(/\/+$/, "")}/img/${master}?rule=${encodeURIComponent(ruleName)}&w=${w}${fm}`;
+  return `${baseUrl.replace(/\/+$/, "")}/img/${master}?rule=${encodeURIComponent(ruleName)}&w=${width}${fm}`;
 }
 
 /**
@@ -370,7 +374,7 @@ export async function buildMarkup(rules, ruleName, path, { master, sign, baseUrl
   if (sign && !master?.version) throw new TypeError("signed markup needs the master's /info document (its version and size)");
   const url = sign
     ? (options) => sign(path, { ...options, v: master.version })
-    : async (options) => keylessUrl(rules, ruleName, path, options.w, { format: options.fm, baseUrl });
+    : async (options) => keylessPath(ruleName, path, options.w, options.fm, baseUrl); // planned: already declared
   const signed = async (source) => {
     const candidates = await Promise.all(source.candidates.map(async (c) => ({ url: await url(c.options), width: c.width, height: c.height })));
     return {
