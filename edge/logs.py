@@ -20,6 +20,7 @@ import sys
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("auto", "json", "text")
 RECORD_LOGGERS = ("edge.access", "edge.render")  # their messages are JSON records already
+TEXT = "%(levelname)s %(name)s: %(message)s"
 
 
 class OwnHandler(logging.StreamHandler):
@@ -65,6 +66,3 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root's handler
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-
-
-TEXT = "%(levelname)s %(name)s: %(message)s"
