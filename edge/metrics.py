@@ -92,6 +92,22 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.superres_remote_requests = Counter(
+            "edge_superres_remote_requests_total",
+            "Requests to the super-resolution inference server (backend remote), by outcome: ok, error,"
+            " timeout, garbage (an answer that is not the model's), open (not sent: the circuit is open)",
+            ["outcome"],
+            registry=r,
+        )
+        self.superres_remote_seconds = Histogram(
+            "edge_superres_remote_request_duration_seconds",
+            "Time an inference request took, answered or not",
+            buckets=SECONDS,
+            registry=r,
+        )
+        self.superres_remote_tiles = Counter(
+            "edge_superres_remote_tiles_total", "Tiles sent to the inference server", registry=r
+        )
         self.dependency_up = Gauge(
             "edge_dependency_up",
             "1 when a dependency (masters, each cache tier) works fully, as of the last /readyz",
@@ -166,6 +182,13 @@ class Metrics:
     def superres_provider(self, model: str, provider: str) -> None:
         """A model's session was opened on `provider` (CUDAExecutionProvider, CPUExecutionProvider)."""
         self.superres_providers.labels(model, provider).set(1)
+
+    def superres_remote(self, outcome: str, seconds: float, tiles: int) -> None:
+        """One request to the inference server (or an upscale the open circuit kept from it)."""
+        self.superres_remote_requests.labels(outcome).inc()
+        if outcome != "open":
+            self.superres_remote_seconds.observe(seconds)
+            self.superres_remote_tiles.inc(tiles)
 
     def track_queue(self, depth: Callable[[], float]) -> None:
         self._depth = depth

@@ -40,6 +40,7 @@ from origin.pool import RenderPool
 from origin.render import MasterHints, Renderer, SuperRes
 from origin.superres.policy import SuperResPolicy
 from origin.superres.registry import available_models
+from origin.superres.remote import RemoteModels
 from origin.superres.runtime import Upscaler
 from rules.closed_world import ClosedWorld
 from rules.loader import RulesInvalid, load_rules
@@ -108,13 +109,14 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         if hasattr(tier, "bytes_used"):  # memory and disk know their size; S3 does not say
             metrics.track_tier(tier.name, functools.partial(getattr, tier, "bytes_used"))
     ruleset = load_rule_set(config)
-    upscaler = make_upscaler(config, processes, metrics.superres_provider)
+    upscaler = make_upscaler(config, processes, metrics.superres_provider, metrics.superres_remote)
     sr = config.superres
+    model_runs = sr.remote_concurrency if sr.backend == "remote" else sr.concurrency
     policy = SuperResPolicy(sr, available=upscaler is not None)
     superres = (
         SuperRes(
             upscaler,
-            RenderPool(sr.concurrency, sr.queue_limit, sr.timeout_s, s.retry_after_s),
+            RenderPool(model_runs, sr.queue_limit, sr.timeout_s, s.retry_after_s),
             IntermediateCache(sr.intermediate_mb * 1024 * 1024),
         )
         if upscaler is not None
@@ -222,10 +224,14 @@ def cache_tiers(config: Config, *, processes: int = 1) -> list[Tier]:
 
 
 def make_upscaler(
-    config: Config, processes: int = 1, on_load: Callable[[str, str], None] | None = None
+    config: Config,
+    processes: int = 1,
+    on_load: Callable[[str, str], None] | None = None,
+    on_remote: Callable[[str, float, int], None] | None = None,
 ) -> Upscaler | None:
     """The super-resolution runtime over the installed models, or None (disabled, or no model);
-    `on_load(model, provider)` hears which provider each model's session really got."""
+    `on_load(model, provider)` hears which provider each model's session really got, `on_remote`
+    each request to the inference server of `backend = "remote"` (outcome, seconds, tiles)."""
     sr = config.superres
     if not sr.enabled:
         return None
@@ -234,7 +240,10 @@ def make_upscaler(
         log.warning("super-resolution: no model installed; upscaling with Lanczos")
         return None
     threads = sr.threads or max(1, cpu_count() // processes)
-    upscaler = Upscaler(models, threads=threads, use_cuda=sr.use_cuda, on_load=on_load)
+    remote = RemoteModels(sr, on_remote) if sr.backend == "remote" else None
+    upscaler = Upscaler(
+        models, threads=threads, use_cuda=sr.use_cuda, on_load=on_load, remote=remote, local_runs=sr.concurrency
+    )
     # Where onnxruntime lists CUDA, find out now whether a session gets it: the models picked (and
     # so the rendition keys that name them) must not change after the first request.
     device = upscaler.settle_device()

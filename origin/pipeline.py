@@ -120,7 +120,10 @@ def super_resolve(state: RenderState) -> RenderState:
     if upscaled is None:
         token = state.token
         upscaled = upscaler.upscale(
-            region.copy_memory(), plan.superres_scale, cancelled=(lambda: token.cancelled) if token else None
+            region.copy_memory(),
+            plan.superres_scale,
+            cancelled=(lambda: token.cancelled) if token else None,
+            deadline=token.deadline if token else None,
         ).copy_memory()
         if tools.intermediates:
             tools.intermediates.put(key, upscaled)

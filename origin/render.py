@@ -6,7 +6,8 @@
     made.rendition, made.timings, made.upgrade
 
 When the plan wants a model and its estimated run is longer than the request may wait
-(`SuperResPolicy.may_wait`), `render` answers with a Lanczos stand-in at once and sets `upgrade`:
+(`SuperResPolicy.may_wait`), or the inference server of a remote backend fails and the local model
+would not finish in what is left of that wait, `render` answers with a Lanczos stand-in and sets `upgrade`:
 awaiting it runs the model on the same bytes and returns the real rendition. Keeping the stand-in
 away from shared caches and scheduling the upgrade are the caller's business (edge.renditions).
 """
@@ -37,7 +38,7 @@ from origin.pipeline import RenderTools, Timings, render
 from origin.plan import Plan, plan_rendition
 from origin.pool import RenderPool, Ticket
 from origin.superres.policy import OFF, SuperResPolicy
-from origin.superres.runtime import Upscaler
+from origin.superres.runtime import ModelUnavailable, Upscaler
 
 JOBS_REMEMBERED = 4096
 # A rendition starts from its master's shared decode only when that is at most this many times its
@@ -193,7 +194,11 @@ class Renderer:
             estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
             if self.policy.may_wait(estimate):
                 ticket.release()  # the model's own pool admits it
-                return await self._run(sr.pool, data, job, fetched, verified)
+                try:
+                    deadline = time.monotonic() + self.policy.settings.budget_s
+                    return await self._run(sr.pool, data, job, fetched, verified, deadline=deadline)
+                except ModelUnavailable:  # the inference server failed, the local model is too slow
+                    ticket = self.pool.admit(render_cost(job))
             stand_in = await self._run(
                 self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched, verified, ticket
             )
@@ -203,12 +208,20 @@ class Renderer:
                 ticket.release()
 
     async def _run(
-        self, pool: RenderPool, data: bytes, job: Job, fetched: float, known: bool = False, ticket: Ticket | None = None
+        self,
+        pool: RenderPool,
+        data: bytes,
+        job: Job,
+        fetched: float,
+        known: bool = False,
+        ticket: Ticket | None = None,
+        deadline: float | None = None,
     ) -> Made:
         """Check the bytes are the planned version (unless `known`: the index just hashed them) and
-        render them, in `pool`."""
+        render them, in `pool`; a model run in it must end by `deadline` (time.monotonic())."""
 
         def work(token: CancelToken) -> Made:
+            token.deadline = deadline
             if token.cancelled:  # the budget ran out while queued
                 raise Cancelled()
             started = time.perf_counter()

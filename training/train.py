@@ -535,7 +535,10 @@ def export(model: SuperResNet, path: Path) -> None:
         opset_version=17,
         input_names=["input"],
         output_names=["output"],
-        dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "out_height", 3: "out_width"}},
+        dynamic_axes={
+            "input": {0: "batch", 2: "height", 3: "width"},
+            "output": {0: "batch", 2: "out_height", 3: "out_width"},
+        },
         dynamo=False,
     )
     model.exporting = False

@@ -70,6 +70,8 @@ class CancelToken:
     """Set from the event loop; checked by render threads (libvips' progress callback, model tiles)."""
 
     _event: threading.Event = field(default_factory=threading.Event)
+    # When (time.monotonic()) a model run must be done by: what the request may wait for one.
+    deadline: float | None = None
 
     def cancel(self) -> None:
         self._event.set()

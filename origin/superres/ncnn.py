@@ -206,8 +206,8 @@ def to_onnx(layers: list[Layer], weights: bytes, *, fp16: bool = False, producer
     graph = helper.make_graph(
         nodes,
         "ncnn",
-        [helper.make_tensor_value_info("input", elem, [1, 3, "height", "width"])],
-        [helper.make_tensor_value_info("output", elem, [1, 3, "out_height", "out_width"])],
+        [helper.make_tensor_value_info("input", elem, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("output", elem, ["batch", 3, "out_height", "out_width"])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=producer)

@@ -22,6 +22,7 @@ MAX_ENLARGEMENT = 2  # how many times the master's width srcset may offer where 
 # Sources smaller than this on their short side get Lanczos, not a model: a 1x1 or 4000x1 master
 # holds no texture to infer from, and the model's run costs more than the flat result is worth.
 MIN_SOURCE_SIDE = 8
+BACKENDS = ("local", "remote")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,19 @@ class SuperResSettings:
     # Open every model's session and run a measured inference at start-up, not in the first
     # request: "auto" does it on a GPU (sessions there take seconds to set up), "on" and "off".
     warm_up: str = "auto"
+    # Where models run: "local" (onnxruntime in this process) or "remote", a shared inference
+    # server speaking the Open Inference Protocol (KServe v2: Triton, KServe, MLServer) at `url`.
+    backend: str = "local"
+    url: str = ""  # http://host:8000 (the v2 HTTP endpoint)
+    # "ours=served" pairs, ours a model's name or name@version; a model not listed is asked for by
+    # its ONNX file's stem (edgesr_x2_v2_0), the names deploy/triton/ serves.
+    remote_models: tuple[str, ...] = ()
+    remote_batch: int = 8  # tiles per inference request at most
+    remote_concurrency: int = 8  # upscales in flight to the server (local runs stay at `concurrency`)
+    remote_connect_timeout_s: float = 0.5
+    remote_timeout_s: float = 30.0  # per request, when the request's own budget leaves more
+    remote_failures: int = 3  # failures in a row that open the circuit (the server is not asked)
+    remote_retry_s: float = 5.0  # how long it stays open before one request tries the server again
 
     def __post_init__(self) -> None:
         if self.min_factor < 1:
@@ -53,6 +67,24 @@ class SuperResSettings:
             raise ValueError(f"warm_up must be auto, on or off, got {self.warm_up!r}")
         if self.concurrency < 1 or self.budget_s < 0 or self.queue_limit < 0 or self.timeout_s <= 0:
             raise ValueError("concurrency must be 1 or more, budget_s and queue_limit 0 or more, timeout_s above 0")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be local or remote, got {self.backend!r}")
+        if self.backend == "remote" and not self.url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"url must be an http:// or https:// v2 inference endpoint for backend remote, got {self.url!r}"
+            )
+        bad = [pair for pair in self.remote_models if not all(pair.partition("=")[::2])]
+        if bad:
+            raise ValueError(f"remote_models entries are ours=served, got {', '.join(map(repr, bad))}")
+        if min(self.remote_batch, self.remote_concurrency, self.remote_failures) < 1:
+            raise ValueError("remote_batch, remote_concurrency and remote_failures must be 1 or more")
+        if min(self.remote_connect_timeout_s, self.remote_timeout_s, self.remote_retry_s) <= 0:
+            raise ValueError("remote_connect_timeout_s, remote_timeout_s and remote_retry_s must be above 0")
+
+    @property
+    def served_models(self) -> dict[str, str]:
+        """remote_models as a mapping: our name or name@version -> the served model's name."""
+        return {ours.strip(): served.strip() for ours, _, served in (p.partition("=") for p in self.remote_models)}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from origin.core.concurrency import cpu_count
 from origin.core.errors import Cancelled
 from origin.imaging.resample import enlarge
 from origin.superres.registry import ModelSpec, choose_model, plan_chain
+from origin.superres.remote import RemoteFailed, RemoteModels
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ MIN_REFINE_PIXELS = 250_000  # output pixels a real run needs to refine the meas
 
 def onnxruntime_version() -> str:
     return str(ort.__version__)
+
+
+class ModelUnavailable(Exception):
+    """The inference server failed and the local model would not finish before the deadline: the
+    caller answers with Lanczos now and the model's rendition later."""
 
 
 @dataclass
@@ -75,8 +81,15 @@ class Upscaler:
         use_cuda: bool = True,
         tile: int | None = None,
         on_load: Callable[[str, str], None] | None = None,
+        remote: RemoteModels | None = None,
+        local_runs: int = 1,
     ):
         self.models = list(models)
+        # A shared inference server runs the models first; this process's sessions are its fallback
+        # (at most `local_runs` at once, however many upscales are in flight to the server).
+        self.remote = remote
+        self._remote_speed: float | None = None  # output megapixels per second, as the server answers
+        self._local_gate = threading.BoundedSemaphore(local_runs)
         self.threads = threads or cpu_count()
         self.tile = tile
         self.on_load = on_load  # (model label, provider it really got): for metrics
@@ -141,6 +154,13 @@ class Upscaler:
         chain = self._chain(scale)
         if not chain:
             return math.inf
+        if self.remote is not None and self.remote.circuit.closed:
+            # Unknown until the server has answered once: try it (the request's deadline bounds it).
+            out_mp = width * height * scale**2 / 1e6
+            return out_mp / self._remote_speed if self._remote_speed else 0.0
+        return self._local_seconds(chain, width, height)
+
+    def _local_seconds(self, chain: Sequence[ModelSpec], width: int, height: int) -> float:
         seconds, w, h = 0.0, width, height
         for spec in chain:
             w, h = w * spec.scale, h * spec.scale
@@ -148,11 +168,20 @@ class Upscaler:
         return seconds
 
     # ------------------------------------------------------------------ pixels
-    def upscale(self, image: pyvips.Image, scale: int, *, cancelled: Callable[[], bool] | None = None) -> pyvips.Image:
+    def upscale(
+        self,
+        image: pyvips.Image,
+        scale: int,
+        *,
+        cancelled: Callable[[], bool] | None = None,
+        deadline: float | None = None,
+    ) -> pyvips.Image:
         """`image` (8-bit sRGB or grey, with or without alpha) enlarged exactly `scale` times.
 
         The result has the input's bands and interpretation. Raises ValueError for a scale no
-        model (or chain of models) makes, Cancelled when `cancelled()` turns True."""
+        model (or chain of models) makes, Cancelled when `cancelled()` turns True. With a remote
+        backend, a failed request runs the local model instead, unless its estimate does not fit
+        before `deadline` (time.monotonic()): then ModelUnavailable."""
         chain = self._chain(scale)
         if not chain:
             raise ValueError(f"no super-resolution model or chain makes x{scale}")
@@ -168,13 +197,10 @@ class Upscaler:
             a = alpha.numpy().astype(np.float32)[..., None] / 255
             rgb *= a  # premultiply: hidden colour under transparent pixels must not bleed
 
-        for i, spec in enumerate(chain):
-            loaded = self._load(spec)
+        for i in range(len(chain)):
             # the last pass writes 8-bit pixels straight away unless alpha or grey still need floats
             final = i == len(chain) - 1 and alpha is None and not grey
-            start = time.perf_counter()
-            rgb = self._run_tiles(loaded, rgb, cancelled, np.uint8 if final else np.float32)
-            self._refine(loaded, rgb.shape[0] * rgb.shape[1], time.perf_counter() - start)
+            rgb = self._pass(chain[i:], rgb, cancelled, np.uint8 if final else np.float32, deadline)
 
         if alpha is not None:
             big_alpha = aligned_upscale(alpha, scale)
@@ -188,6 +214,40 @@ class Upscaler:
         return out.bandjoin(big_alpha) if alpha is not None else out
 
     # ------------------------------------------------------------------ internals
+    def _pass(
+        self,
+        chain: Sequence[ModelSpec],
+        rgb: np.ndarray,
+        cancelled: Callable[[], bool] | None,
+        dtype: type,
+        deadline: float | None,
+    ) -> np.ndarray:
+        """The first model of `chain` over `rgb`: on the server when there is one and its circuit
+        lets the request go, else (or when it fails, and the rest of `chain` still fits before
+        `deadline` here) with the local session."""
+        spec = chain[0]
+        if self.remote is not None and self.remote.allows():
+            start = time.perf_counter()
+            try:
+                out = self._run_remote(self.remote, spec, rgb, cancelled, dtype, deadline)
+            except RemoteFailed as failure:
+                height, width = rgb.shape[:2]
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                if self._local_seconds(chain, width, height) > left:
+                    raise ModelUnavailable(f"{failure}; the local model would not finish in time") from None
+                log.warning("%s; running %s locally", failure, spec.label)
+            else:
+                measured = out.shape[0] * out.shape[1] / 1e6 / max(time.perf_counter() - start, 1e-6)
+                speed = self._remote_speed
+                self._remote_speed = measured if speed is None else 0.7 * speed + 0.3 * measured
+                return out
+        loaded = self._load(spec)
+        with self._local_gate:
+            start = time.perf_counter()
+            out = self._run_tiles(loaded, rgb, cancelled, dtype)
+            self._refine(loaded, out.shape[0] * out.shape[1], time.perf_counter() - start)
+        return out
+
     def _any_scale(self) -> int:
         return min((m.scale for m in self.models), default=2)
 
@@ -237,27 +297,47 @@ class Upscaler:
         self, loaded: _Loaded, rgb: np.ndarray, cancelled: Callable[[], bool] | None, dtype: type = np.float32
     ) -> np.ndarray:
         """H x W x 3 (0..255) -> sH x sW x 3 `dtype` (0..255; rounded when uint8), tile by tile."""
-        spec, s, ov = loaded.spec, loaded.spec.scale, loaded.spec.overlap
+        spec, ov = loaded.spec, loaded.spec.overlap
         height, width = rgb.shape[:2]
-        lo, hi = spec.input_range
-        olo, ohi = spec.output_range
-        padded = np.pad(rgb, ((ov, ov), (ov, ov), (0, 0)), mode="edge")  # edges extended, like libvips
-        if spec.colour_order == "BGR":
-            padded = padded[..., ::-1]
-        out = np.empty((height * s, width * s, 3), dtype)
+        padded = _padded(rgb, spec, 0)
+        out = np.empty((height * spec.scale, width * spec.scale, 3), dtype)
         tile = self._tile_size(loaded)
         for y0, y1 in _tiles(height, tile):
             for x0, x1 in _tiles(width, tile):
                 if cancelled is not None and cancelled():
                     raise Cancelled
-                patch = padded[y0 : y1 + 2 * ov, x0 : x1 + 2 * ov].transpose(2, 0, 1)[None]
-                x: np.ndarray = (patch * ((hi - lo) / 255) + lo).astype(loaded.dtype)
+                x = _model_input(padded[None, y0 : y1 + 2 * ov, x0 : x1 + 2 * ov], spec, loaded.dtype)
                 y = loaded.session.run([spec.output_name], {spec.input_name: x})[0][0]
-                core = y[:, ov * s : ov * s + (y1 - y0) * s, ov * s : ov * s + (x1 - x0) * s]
-                if spec.colour_order == "BGR":
-                    core = core[::-1]
-                core = (core - olo) * (255 / (ohi - olo)) + (0.5 if dtype == np.uint8 else 0)
-                out[y0 * s : y1 * s, x0 * s : x1 * s] = np.clip(core, 0, 255).transpose(1, 2, 0)
+                _place(out, y, spec, (y0, y1, x0, x1))
+        return out
+
+    def _run_remote(
+        self,
+        remote: RemoteModels,
+        spec: ModelSpec,
+        rgb: np.ndarray,
+        cancelled: Callable[[], bool] | None,
+        dtype: type,
+        deadline: float | None,
+    ) -> np.ndarray:
+        """Like _run_tiles, on the inference server: every tile cut to the same size (the largest;
+        the few tiles one pixel short take one more pixel of context, beyond the overlap that
+        already covers the model's reach), so up to `remote.batch` of them travel in one request."""
+        ov, s = spec.overlap, spec.scale
+        height, width = rgb.shape[:2]
+        rows, columns = _tiles(height, self.tile or spec.tile), _tiles(width, self.tile or spec.tile)
+        th, tw = max(b - a for a, b in rows), max(b - a for a, b in columns)
+        padded = _padded(rgb, spec, 1)
+        out = np.empty((height * s, width * s, 3), dtype)
+        cells = [(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in columns]
+        for first in range(0, len(cells), remote.batch):
+            if cancelled is not None and cancelled():
+                raise Cancelled
+            group = cells[first : first + remote.batch]
+            patches = np.stack([padded[y0 : y0 + th + 2 * ov, x0 : x0 + tw + 2 * ov] for y0, _, x0, _ in group])
+            y = remote.infer(spec, _model_input(patches, spec, np.float32), deadline)
+            for cell, tile_out in zip(group, y, strict=True):
+                _place(out, tile_out, spec, cell)
         return out
 
     def _speed(self, loaded: _Loaded) -> float:
@@ -280,6 +360,34 @@ class Upscaler:
         if out_pixels >= MIN_REFINE_PIXELS and seconds > 0:
             measured = out_pixels / 1e6 / seconds
             loaded.speed = measured if loaded.speed is None else 0.7 * loaded.speed + 0.3 * measured
+
+
+def _padded(rgb: np.ndarray, spec: ModelSpec, extra: int) -> np.ndarray:
+    """The image with `overlap` pixels (plus `extra` at the bottom and right) copied from its edges,
+    like libvips extends them, in the model's colour order."""
+    ov = spec.overlap
+    padded = np.pad(rgb, ((ov, ov + extra), (ov, ov + extra), (0, 0)), mode="edge")
+    return padded[..., ::-1] if spec.colour_order == "BGR" else padded
+
+
+def _model_input(patches: np.ndarray, spec: ModelSpec, dtype: type) -> np.ndarray:
+    """N x H x W x 3 (0..255) -> N x 3 x H x W in the model's input range and `dtype`."""
+    lo, hi = spec.input_range
+    out: np.ndarray = (patches.transpose(0, 3, 1, 2) * ((hi - lo) / 255) + lo).astype(dtype)
+    return out
+
+
+def _place(out: np.ndarray, y: np.ndarray, spec: ModelSpec, cell: tuple[int, int, int, int]) -> None:
+    """Write the core of one tile's output (3 x sH' x sW', the model's range) into `out`, cutting
+    off the overlap; 0..255, rounded when `out` is uint8."""
+    y0, y1, x0, x1 = cell
+    s, ov = spec.scale, spec.overlap
+    olo, ohi = spec.output_range
+    core = y[:, ov * s : ov * s + (y1 - y0) * s, ov * s : ov * s + (x1 - x0) * s]
+    if spec.colour_order == "BGR":
+        core = core[::-1]
+    core = (core - olo) * (255 / (ohi - olo)) + (0.5 if out.dtype == np.uint8 else 0)
+    out[y0 * s : y1 * s, x0 * s : x1 * s] = np.clip(core, 0, 255).transpose(1, 2, 0)
 
 
 def aligned_upscale(band: pyvips.Image, scale: int) -> pyvips.Image:
