@@ -32,7 +32,7 @@ ours, sys.argv[1:] = parser.parse_known_args()
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import uvicorn  # noqa: E402
-from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer  # noqa: E402
+from kserve import InferInput, InferOutput, InferRequest, InferResponse, Model, ModelServer  # noqa: E402
 
 # kserve 0.21 always binds 0.0.0.0; tests want loopback only. Its REST server builds one
 # uvicorn.Config: give that our address.
@@ -46,6 +46,18 @@ class _BoundConfig(_Config):  # type: ignore[misc]
 
 
 uvicorn.Config = _BoundConfig
+
+# kserve 0.21 reads a binary input tensor into a Python list of floats (set_data_from_numpy with
+# binary_data=False) and as_numpy() builds the array again from it: over half the server's time for
+# a batch of tiles. Numeric tensors keep their bytes (what as_numpy reads first).
+_set_data_from_numpy = InferInput.set_data_from_numpy
+
+
+def _keep_bytes(self: InferInput, input_tensor: np.ndarray, binary_data: bool = True) -> None:
+    _set_data_from_numpy(self, input_tensor, binary_data=binary_data or input_tensor.dtype != np.object_)
+
+
+InferInput.set_data_from_numpy = _keep_bytes
 
 ONNX_TYPES = {"tensor(float)": "FP32", "tensor(float16)": "FP16"}
 log = logging.getLogger("edge-sr-runtime")
