@@ -100,21 +100,35 @@ def test_a_hung_server_costs_the_budget_then_lanczos_and_it_is_used_again_when_b
         stop_app(app)
 
 
-def test_a_server_that_is_down_leaves_the_local_model_or_lanczos(tmp_path: Path):
-    nobody = f"http://127.0.0.1:{free_port()}"
-    patient = remote_app(tmp_path / "patient", nobody)
-    hurried = remote_app(tmp_path / "hurried", nobody, budget_s="0.05")
+def test_a_stopped_server_leaves_the_local_model_and_is_used_again_when_it_is_back(tmp_path: Path):
+    server = start_inference_server(tmp_path / "first")
+    port = server.url.rsplit(":", 1)[1]
+    app = remote_app(tmp_path / "app", server.url, remote_failures="1", remote_retry_s="0.5")
     try:
-        local = patient.get(patient.url(MASTER, w=600, dpr=2, fm="png", v=v(MASTER)), timeout=120)
+        server.stop()
+        local = app.get(app.url(MASTER, w=600, dpr=2, fm="png", v=v(MASTER)), timeout=120)
         assert local.headers["x-upscale"] == X2.label  # refused at once: the local model had time
         assert local.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert value(scrape(patient), "edge_superres_remote_requests_total", outcome="error") >= 1
-        stand_in = hurried.get(hurried.url(MASTER, w=600, dpr=2, fm="png"), timeout=120)
-        assert stand_in.headers["x-upscale"] == "lanczos"
-        assert stand_in.headers["cache-control"] == "private, no-cache"
+        assert value(scrape(app), "edge_superres_remote_requests_total", outcome="error") == 1
+        server = start_inference_server(tmp_path / "second", port=int(port))
+        time.sleep(0.6)  # retry_s: the next upscale tries the server again
+        back = app.get(app.url("srgb_reference_640x400.jpg", w=600, dpr=2, fm="png"), timeout=120)
+        assert back.headers["x-upscale"] == X2.label
+        assert len(server.batches(X2.path.stem)) == 1  # the new server made it
     finally:
-        stop_app(patient)
-        stop_app(hurried)
+        stop_app(app)
+        server.stop()
+
+
+def test_a_server_that_is_not_there_on_a_tiny_budget_leaves_lanczos(tmp_path: Path):
+    app = remote_app(tmp_path, f"http://127.0.0.1:{free_port()}", budget_s="0.05")
+    try:
+        stand_in = app.get(app.url(MASTER, w=600, dpr=2, fm="png", v=v(MASTER)), timeout=120)
+        assert stand_in.headers["x-upscale"] == "lanczos"  # the local model would not fit 50 ms
+        assert stand_in.headers["cache-control"] == "private, no-cache"
+        assert value(scrape(app), "edge_superres_remote_requests_total", outcome="error") == 1
+    finally:
+        stop_app(app)
 
 
 def test_an_answer_that_is_not_the_model_is_refused(inference: InferenceServer, tmp_path: Path):
