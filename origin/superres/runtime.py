@@ -238,8 +238,7 @@ class Upscaler:
                 log.warning("%s; running %s locally", failure, spec.label)
             else:
                 measured = out.shape[0] * out.shape[1] / 1e6 / max(time.perf_counter() - start, 1e-6)
-                speed = self._remote_speed
-                self._remote_speed = measured if speed is None else 0.7 * speed + 0.3 * measured
+                self._remote_speed = _smoothed(self._remote_speed, measured)
                 return out
         loaded = self._load(spec)
         with self._local_gate:
@@ -358,8 +357,12 @@ class Upscaler:
 
     def _refine(self, loaded: _Loaded, out_pixels: int, seconds: float) -> None:
         if out_pixels >= MIN_REFINE_PIXELS and seconds > 0:
-            measured = out_pixels / 1e6 / seconds
-            loaded.speed = measured if loaded.speed is None else 0.7 * loaded.speed + 0.3 * measured
+            loaded.speed = _smoothed(loaded.speed, out_pixels / 1e6 / seconds)
+
+
+def _smoothed(speed: float | None, measured: float) -> float:
+    """A speed estimate moved towards a new measurement (the first measurement is taken as it is)."""
+    return measured if speed is None else 0.7 * speed + 0.3 * measured
 
 
 def _padded(rgb: np.ndarray, spec: ModelSpec, extra: int) -> np.ndarray:

@@ -14,13 +14,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "deploy" / "kserve" / "runtime.py"
@@ -106,15 +103,5 @@ def start_inference_server(
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the inference server exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return InferenceServer(url, process, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"the inference server did not become ready:\n{log_path.read_text()[-3000:]}")
+    wait_until_up(url + "/v2/health/ready", process, log_path, 120)
+    return InferenceServer(url, process, log_path)
