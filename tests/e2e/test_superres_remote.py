@@ -126,7 +126,10 @@ def test_a_server_that_is_not_there_on_a_tiny_budget_leaves_lanczos(tmp_path: Pa
         stand_in = app.get(app.url(MASTER, w=600, dpr=2, fm="png", v=v(MASTER)), timeout=120)
         assert stand_in.headers["x-upscale"] == "lanczos"  # the local model would not fit 50 ms
         assert stand_in.headers["cache-control"] == "private, no-cache"
-        assert value(scrape(app), "edge_superres_remote_requests_total", outcome="error") == 1
+        # Refused at once, or (on a busy machine) the 50 ms gone before the connection was tried.
+        samples = scrape(app)
+        tried = [value(samples, "edge_superres_remote_requests_total", outcome=o) for o in ("error", "timeout")]
+        assert sum(tried) == 1, tried
     finally:
         stop_app(app)
 
