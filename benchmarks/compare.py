@@ -53,6 +53,7 @@ from origin.core.formats import FORMATS, EncodeSettings  # noqa: E402
 from origin.core.limits import Limits  # noqa: E402
 from origin.core.master import MasterHeader  # noqa: E402
 from origin.core.request import RenditionOptions  # noqa: E402
+from origin.plan import jpeg_shrink  # noqa: E402
 from origin.superres.policy import SuperResPolicy  # noqa: E402
 from rules.loader import load_rules  # noqa: E402
 from rules.srcset import Capacity, plan  # noqa: E402
@@ -438,8 +439,16 @@ def _floor_unit(masters_dir: Path, masters: list[str], width: int, fmt: str, dur
                 return
             path = str(masters_dir / name)
             # As the server does: convert to sRGB only from an embedded profile.
-            tagged = "icc-profile-data" in pyvips.Image.new_from_file(path).get_fields()
-            image = pyvips.Image.thumbnail(path, width, **({"export_profile": "srgb"} if tagged else {}))
+            head = pyvips.Image.new_from_file(path)
+            colour = {"export_profile": "srgb"} if "icc-profile-data" in head.get_fields() else {}
+            height = round(head.height * width / head.width)
+            # As the server does: the JPEG decoder's own shrink where it goes below thumbnail's margin.
+            shrink = jpeg_shrink((head.width, head.height), width, height)
+            if shrink is None:
+                image = pyvips.Image.thumbnail(path, width, **colour)
+            else:
+                image = pyvips.Image.new_from_file(path, shrink=shrink, access="sequential")
+                image = image.thumbnail_image(width, height=height, size="force", **colour)
             data = getattr(image, f"{row.saver}_buffer")(**row.options(q, settings), keep="none")
             with lock:
                 sizes.append(len(data))

@@ -35,17 +35,12 @@ from origin.isolated import expensive, render_isolated
 from origin.masters.index import version_hash
 from origin.masters.store import MasterStore
 from origin.pipeline import RenderTools, Timings, render
-from origin.plan import Plan, plan_rendition
+from origin.plan import Plan, jpeg_shrink, plan_rendition, with_shared_decode
 from origin.pool import RenderPool, Ticket
 from origin.superres.policy import OFF, SuperResPolicy
 from origin.superres.runtime import ModelUnavailable, Upscaler
 
 JOBS_REMEMBERED = 4096
-# A rendition starts from its master's shared decode only when that is at most this many times its
-# own load width: resizing further from it strays from what shrink-on-load would make (measured on
-# the corpus: mean difference up to 0.54/255 at 3.2x, 1.05 at 6.4x); a small rendition's own
-# shrink-on-load decode is cheap anyway.
-SHARE_WITHIN = 4
 
 
 @dataclass(frozen=True)
@@ -154,13 +149,15 @@ class Renderer:
             opts, record.header, fmt, self.limits, self.formats, self.policy, self.hints.enhance(record.path)
         )
         decode = self.hints.decode_size(record) if self.tools.decoded is not None and not plan.animated else None
-        if decode is not None and plan.load_w <= decode[0] <= SHARE_WITHIN * plan.load_w and decode[1] >= plan.load_h:
-            plan = replace(plan, decode_at=decode)
+        plan = with_shared_decode(plan, decode)
         model = self.superres.upscaler.label(plan.superres_scale) if plan.superres_scale and self.superres else ""
         # Both change pixels (a little, for the shared decode): both name the key, so one key is one set of bytes.
         shared = f"decode={plan.decode_at[0]}x{plan.decode_at[1]}" if plan.decode_at else ""
         search = f"search={SEARCH_VERSION}" if plan.quality_target is not None else ""
-        fingerprint = "|".join(filter(None, (self.fingerprint, SuperResPolicy.key_part(model), shared, search)))
+        shrink = jpeg_shrink(plan.jpeg_size, *(plan.decode_at or (plan.load_w, plan.load_h)))
+        decoder = f"jpegshrink={shrink}" if shrink else ""  # renditions made before it keep their keys
+        parts = (self.fingerprint, SuperResPolicy.key_part(model), shared, search, decoder)
+        fingerprint = "|".join(filter(None, parts))
         return Job(
             record, plan, rendition_key(record.path, record.version, self._keyed(opts, fmt), fmt, fingerprint), model
         )

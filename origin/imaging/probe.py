@@ -31,7 +31,8 @@ def probe(data: bytes, limits: Limits) -> MasterHeader:
         raise Problem(415, "master is empty (0 bytes)")
     preflight(data, limits)  # 422 for what would cost far more to open than its size says
     try:
-        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        # A source over the bytes: a buffer would be copied (megabytes, holding the GIL) for a header.
+        image = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
         loader = image.get("vips-loader")
     except pyvips.Error as e:
         raise Problem(415, f"master is not a decodable image: {first_line(e)}") from None

@@ -15,9 +15,9 @@ from origin.core.limits import Limits
 from origin.core.request import RenditionOptions
 from origin.imaging.probe import probe
 from origin.pipeline import render
-from origin.plan import plan_rendition
+from origin.plan import jpeg_shrink, plan_rendition
 from tests.support.corpus import CORPUS
-from tests.support.images import decode, sniff
+from tests.support.images import decode, mean_abs_diff, sniff
 
 SVG_ON = Limits(allow_svg=True)
 DEFAULTS = Limits()
@@ -79,3 +79,25 @@ def test_libvips_messages_reach_logging_with_the_collector_held_off(caplog):
         logging.getLogger("pyvips").removeHandler(probe)
     assert seen and not any(seen)  # forwarded, with the collector off
     assert gc.isenabled()  # and back on after
+
+
+@pytest.mark.parametrize(
+    ("name", "width"),
+    [
+        ("exif_orientation_6_640x360.jpg", 100),  # turned by EXIF
+        ("adobergb_640x400.jpg", 200),  # converted from its profile
+        ("gps_exif_xmp_1920x1280.jpg", 320),
+    ],
+)
+def test_the_decoders_own_shrink_keeps_orientation_and_colour(name: str, width: int):
+    """Where the JPEG decoder shrinks below thumbnail's margin (origin.plan.jpeg_shrink), the
+    rendition is the one thumbnail makes from the master, oriented and converted alike."""
+    data = (CORPUS / name).read_bytes()
+    header = probe(data, DEFAULTS)
+    plan = plan_rendition(RenditionOptions(w=width), header, "png", DEFAULTS)
+    assert jpeg_shrink(plan.jpeg_size, plan.load_w, plan.load_h) is not None  # the decoder's path runs
+    made = decode(render(data, plan, EncodeSettings())[0].body)
+    colour = {"export_profile": "srgb"} if header.has_profile else {}
+    reference = pyvips.Image.thumbnail_buffer(data, plan.load_w, height=plan.load_h, size="force", **colour)
+    assert (made.width, made.height) == (reference.width, reference.height) == (plan.target_w, plan.target_h)
+    assert mean_abs_diff(made, reference) < 2.0

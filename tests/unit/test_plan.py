@@ -12,7 +12,7 @@ from origin.core.errors import Problem
 from origin.core.limits import Limits
 from origin.core.master import MasterHeader
 from origin.core.request import FITS, Crop, RenditionOptions
-from origin.plan import plan_rendition
+from origin.plan import jpeg_shrink, plan_rendition, with_shared_decode
 from origin.superres.policy import SuperResPolicy, SuperResSettings
 
 PHOTO = MasterHeader("jpeg", 4000, 3000, 3, False, 1)
@@ -245,3 +245,34 @@ def test_sources_too_small_to_hold_detail_get_lanczos_not_a_model():
     # A crop of a big master down to a sliver is the same: the region is the source.
     sliver = plan_rendition(RenditionOptions(w=800, crop=Crop(0, 0, 400, 4)), PHOTO, "jpeg", LIMITS, superres=SR)
     assert sliver.superres_scale == 0
+
+
+@pytest.mark.parametrize(
+    ("width", "shrink"),
+    [
+        (800, 4),  # 5x: the decoder makes 1000 px (thumbnail alone would decode 2000)
+        (320, 8),  # 12.5x: 500 px (thumbnail: 1000)
+        (1600, 2),  # 2.5x: 2000 px (thumbnail: the whole master)
+        (1700, None),  # 2.35x: too close for the decoder's 1/2; thumbnail decodes it whole too
+        (3000, None),
+        (240, None),  # 16.7x: 1/8, which thumbnail takes by itself
+    ],
+)
+def test_the_jpeg_decoder_shrinks_to_within_a_quarter_of_the_load(width: int, shrink: int | None):
+    p = plan(w=width)
+    assert p.jpeg_size == (4000, 3000)
+    assert jpeg_shrink(p.jpeg_size, p.load_w, p.load_h) == shrink
+
+
+def test_only_jpeg_masters_are_shrunk_by_their_decoder():
+    webp = MasterHeader("webp", 4000, 3000, 3, False, 1)
+    assert plan(header=webp, w=800).jpeg_size is None
+    assert jpeg_shrink(None, 800, 600) is None
+
+
+def test_a_smart_crop_shares_only_a_decode_shrunk_alike():
+    cover = plan(w=800, h=800, g="smart")  # load 1067x800: the decoder's 1/2
+    assert with_shared_decode(cover, (1250, 938)).decode_at == (1250, 938)  # 1/2 too
+    assert with_shared_decode(cover, (2000, 1500)).decode_at is None  # whole: other pixels, another crop
+    assert with_shared_decode(plan(w=800), (3000, 2250)).decode_at == (3000, 2250)
+    assert with_shared_decode(plan(w=500), (3000, 2250)).decode_at is None  # beyond SHARE_WITHIN
