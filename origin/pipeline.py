@@ -190,22 +190,18 @@ def strip_metadata(state: RenderState) -> RenderState:
 
 
 def materialise(state: RenderState, token: CancelToken | None) -> RenderState:
-    """Decode and resize now, into memory, so render and encode times can be told apart."""
-    state.image = _watched(state.image, token).copy_memory()
+    """Decode and resize now, into memory, so render and encode times can be told apart. A cancel
+    sets libvips' kill flag on the image at once; libvips checks it between tiles. (A progress
+    callback that checked the token per tile cost 3.5 CPU-ms per 800w first touch under load:
+    each call takes the GIL from a libvips thread.)"""
+    image = state.image
+    forget = token.on_cancel(lambda: image.set_kill(True)) if token is not None else None
+    try:
+        state.image = image.copy_memory()
+    finally:
+        if forget is not None:
+            forget()
     return state
-
-
-def _watched(image: pyvips.Image, token: CancelToken | None) -> pyvips.Image:
-    if token is None:
-        return image
-
-    def on_eval(img: pyvips.Image, _progress: object) -> None:
-        if token.cancelled:
-            img.set_kill(True)
-
-    image.set_progress(True)
-    image.signal_connect("eval", on_eval)
-    return image
 
 
 STEPS: list[Callable[[RenderState], RenderState]] = [super_resolve, to_output_colour, strip_metadata]

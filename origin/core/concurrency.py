@@ -67,14 +67,36 @@ def cgroup_cpu_quota() -> float | None:
 
 @dataclass
 class CancelToken:
-    """Set from the event loop; checked by render threads (libvips' progress callback, model tiles)."""
+    """Set from the event loop; checked by render threads (model tiles), or acted on at once by what
+    they registered with `on_cancel` (libvips' kill flag on the image being computed)."""
 
     _event: threading.Event = field(default_factory=threading.Event)
     # When (time.monotonic()) a model run must be done by: what the request may wait for one.
     deadline: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _callbacks: dict[int, Callable[[], None]] = field(default_factory=dict)
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            callbacks, self._callbacks = list(self._callbacks.values()), {}
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when the token is cancelled (at once when it is already); returns the
+        function that forgets it (call it when the work it would stop is done)."""
+        with self._lock:
+            if not self._event.is_set():
+                key = id(callback)
+                self._callbacks[key] = callback
+                return lambda: self._forget(key)
+        callback()
+        return lambda: None
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._callbacks.pop(key, None)
 
     @property
     def cancelled(self) -> bool:

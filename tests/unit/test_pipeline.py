@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 import pyvips
@@ -50,10 +51,28 @@ def test_lenient_fail_on_is_a_choice_not_the_default():
 
 
 def test_a_cancelled_render_stops():
+    opts = {"w": 2560, "h": 1600, "fit": "fill", "dpr": 3}
+    started = time.monotonic()
+    rendition("avif_2560x1600.avif", "png", **opts)
+    whole = time.monotonic() - started
     token = CancelToken()
     threading.Timer(0.02, token.cancel).start()
+    started = time.monotonic()
     with pytest.raises(Cancelled):
-        rendition("avif_2560x1600.avif", "png", token=token, w=2560, h=1600, fit="fill", dpr=3)
+        rendition("avif_2560x1600.avif", "png", token=token, **opts)
+    assert time.monotonic() - started < whole / 2  # stopped between tiles, not at the end
+
+
+def test_a_cancel_calls_what_was_registered_once_and_only_until_it_is_forgotten():
+    token, calls = CancelToken(), []
+    token.on_cancel(lambda: calls.append("kept"))
+    forget = token.on_cancel(lambda: calls.append("forgotten"))
+    forget()
+    token.cancel()
+    token.cancel()
+    assert calls == ["kept"]
+    token.on_cancel(lambda: calls.append("late"))  # already cancelled: called at once
+    assert calls == ["kept", "late"] and token.cancelled
 
 
 def test_libvips_messages_reach_logging_with_the_collector_held_off(caplog):
