@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
 import tempfile
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
+from edge.cli import listen
 from edge.cli.commands import summary
 from edge.cli.common import add_common
 from edge.config import Config, unknown_environment
@@ -78,7 +81,21 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     os.environ[WORKER_PROCESSES] = str(workers)
     # Each worker's metrics go to files here; /metrics (any worker) sums them.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
-    uvicorn.run("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
+    if not listen.available():  # one socket for all workers, uvicorn's way
+        uvicorn.run("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
+        return 0
+    host, port = config.server.host, config.server.port
+    try:
+        listen.check_free(host, port)
+    except OSError as e:
+        raise SystemExit(f"edge: cannot listen on {host}:{port}: {e.strerror or e}") from None
+    log.info("listening on %s, a socket per worker (SO_REUSEPORT)", base)
+    supervisor = Multiprocess(
+        uvicorn.Config("edge.http.app:worker_app", factory=True, workers=workers, **run),  # type: ignore[arg-type]
+        sockets=[listen.PerWorker(host, port)],  # type: ignore[list-item]  # a socket in each worker
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        supervisor.run()
     return 0
 
 

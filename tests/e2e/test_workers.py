@@ -78,6 +78,50 @@ def test_concurrent_misses_across_workers_render_once_and_metrics_add_up(two: Se
     assert value(scrape(two), "edge_renders_total", format="webp") == 1
 
 
+def tcp_sockets(port: int, state: str) -> dict[int, int]:
+    """inode -> local port of this machine's IPv4 TCP sockets in `state` (0A listen, 01 established)."""
+    found = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, st, inode = fields[1], fields[3], int(fields[9])
+        if st == state and int(local.rsplit(":", 1)[1], 16) == port:
+            found[inode] = port
+    return found
+
+
+def held_by(pid: int, inodes: dict[int, int]) -> int:
+    """How many of `inodes` process `pid` has open."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            count += 1
+    return count
+
+
+def test_each_worker_listens_on_its_own_socket_and_keep_alive_clients_spread_over_them(two: Server):
+    """One socket per worker (SO_REUSEPORT): the kernel hands each new connection to one of them, so
+    a burst of keep-alive clients does not all land on the worker that woke first."""
+    port = int(two.base.rsplit(":", 1)[1])
+    workers = workers_of(two)
+    listening = tcp_sockets(port, "0A")
+    assert len(listening) == 2  # two sockets (one shared by both would be one)
+    assert sorted(held_by(pid, listening) for pid in workers) == [1, 1]
+    clients = [httpx.Client(base_url=two.base, timeout=30) for _ in range(32)]
+    try:
+        with ThreadPoolExecutor(32) as pool:  # connecting all at once, as a load generator does
+            assert set(pool.map(lambda c: c.get("/healthz").status_code, clients)) == {200}
+        established = tcp_sockets(port, "01")  # the server's ends: local port = the server's
+        per_worker = [held_by(pid, established) for pid in workers]
+        assert sum(per_worker) == 32 and min(per_worker) > 0, per_worker
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_a_dead_worker_is_replaced_and_hits_keep_coming(two: Server):
     url = two.url("rocket_640x427.jpg", w=120, fm="jpeg")
     assert fresh_get(url).status_code == 200
