@@ -63,6 +63,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         own = OwnHandler(sys.stderr)
         own.setFormatter(logging.Formatter(TEXT if text else "%(message)s"))
         lines.addHandler(own)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root's handler
+    for name in ("uvicorn", "uvicorn.error"):  # through the root's handler
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Never uvicorn's access lines: ours (edge.access_log) say more, and only when server.access_log
+    # is on. uvicorn logs them whenever this logger has a handler, its ancestors' included: with it
+    # propagating, every hit paid for a line (hits at 0.15x nginx instead of 0.24x).
+    quiet = logging.getLogger("uvicorn.access")
+    quiet.handlers.clear()
+    quiet.propagate = False

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -189,6 +190,20 @@ def test_log_level_quiets_the_server(tmp_path: Path):
         stop_server(server)
     bad = edge("serve", "--log-level", "loud")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_with_the_access_log_off_a_request_writes_no_line(tmp_path: Path):
+    """Neither ours nor uvicorn's: a line per request is a large share of a cache hit's CPU."""
+    server = start_server(tmp_path, {"EDGE_SERVER_ACCESS_LOG": "false", "EDGE_SERVER_WORKERS": "2"})
+    try:
+        url = server.url("flower_640x427.jpg", w=60)
+        assert [server.get(url).status_code for _ in range(5)] == [200] * 5
+        time.sleep(0.2)
+        log = server.log()
+        assert "uvicorn.access" not in log and '"request_id"' not in log and "GET /img/" not in log
+        assert '"event":"render"' in log  # the render's audit line stays
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
