@@ -179,16 +179,17 @@ def same_request(master: str, opts: RenditionOptions, url: str, target: str) -> 
     return same_signature and same_url
 
 
-@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(tampered_urls())
-def test_changing_any_character_of_a_signed_url_is_refused_in_process(case):
-    master, url, opts, tampered = case
-    assert gate(SIGNER, url) == 200
-    status = gate(SIGNER, tampered)
-    if same_request(master, opts, url, tampered):
-        assert status == 200
-    else:
-        assert status == 403, (url, tampered, status)
+# 5,000 tampered URLs, drawn 5 per example: hypothesis' own cost per example was most of the time.
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(tampered_urls(), min_size=5, max_size=5))
+def test_changing_any_character_of_a_signed_url_is_refused_in_process(cases):
+    for master, url, opts, tampered in cases:
+        assert gate(SIGNER, url) == 200
+        status = gate(SIGNER, tampered)
+        if same_request(master, opts, url, tampered):
+            assert status == 200
+        else:
+            assert status == 403, (url, tampered, status)
 
 
 @pytest.fixture(scope="module")
