@@ -22,7 +22,7 @@ from origin.core.software import SOFTWARE
 from origin.imaging.encode import encode
 from origin.imaging.intermediates import IntermediateCache
 from origin.imaging.metadata import carry_metadata, declare_enhanced, keep_rights_only, strip_all
-from origin.imaging.probe import first_line
+from origin.imaging.probe import first_line, from_memory
 from origin.imaging.quality import auto_quality, fit_bytes
 from origin.imaging.resample import resize_exact
 from origin.plan import Plan, jpeg_shrink
@@ -81,9 +81,7 @@ def _thumbnail(data: bytes, plan: Plan, width: int, height: int) -> pyvips.Image
     colour = {"export_profile": "srgb"} if plan.to_srgb else {}
     shrink = jpeg_shrink(plan.jpeg_size, width, height)
     if shrink is not None:  # the decoder shrinks closer to the output than thumbnail would let it
-        # From a source over the bytes, not a buffer: pyvips copies a buffer (megabytes, holding the GIL).
-        source = pyvips.Source.new_from_memory(data)
-        loaded = pyvips.Image.new_from_source(source, "", shrink=shrink, fail_on=plan.fail_on, access="sequential")
+        loaded = from_memory(data, shrink=shrink, fail_on=plan.fail_on, access="sequential")
         return loaded.thumbnail_image(width, height=height, size="force", **colour)
     return pyvips.Image.thumbnail_buffer(data, width, height=height, size="force", option_string=options, **colour)
 

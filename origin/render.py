@@ -148,8 +148,7 @@ class Renderer:
         plan = plan_rendition(
             opts, record.header, fmt, self.limits, self.formats, self.policy, self.hints.enhance(record.path)
         )
-        decode = self.hints.decode_size(record) if self.tools.decoded is not None and not plan.animated else None
-        plan = with_shared_decode(plan, decode)
+        plan = with_shared_decode(plan, self.hints.decode_size(record) if self.tools.decoded is not None else None)
         model = self.superres.upscaler.label(plan.superres_scale) if plan.superres_scale and self.superres else ""
         # Both change pixels (a little, for the shared decode): both name the key, so one key is one set of bytes.
         shared = f"decode={plan.decode_at[0]}x{plan.decode_at[1]}" if plan.decode_at else ""

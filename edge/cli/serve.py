@@ -81,21 +81,20 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     os.environ[WORKER_PROCESSES] = str(workers)
     # Each worker's metrics go to files here; /metrics (any worker) sums them.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
-    if not listen.available():  # one socket for all workers, uvicorn's way
-        uvicorn.run("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
-        return 0
-    host, port = config.server.host, config.server.port
-    try:
-        listen.check_free(host, port)
-    except OSError as e:
-        raise SystemExit(f"edge: cannot listen on {host}:{port}: {e.strerror or e}") from None
-    log.info("listening on %s, a socket per worker (SO_REUSEPORT)", base)
-    supervisor = Multiprocess(
-        uvicorn.Config("edge.http.app:worker_app", factory=True, workers=workers, **run),  # type: ignore[arg-type]
-        sockets=[listen.PerWorker(host, port)],  # type: ignore[list-item]  # a socket in each worker
-    )
+    server = uvicorn.Config("edge.http.app:worker_app", factory=True, workers=workers, **run)  # type: ignore[arg-type]
+    sockets: list[object]  # uvicorn's supervisor passes each to every worker process
+    if listen.available():
+        host, port = config.server.host, config.server.port
+        try:
+            listen.check_free(host, port)
+        except OSError as e:
+            raise SystemExit(f"edge: cannot listen on {host}:{port}: {e.strerror or e}") from None
+        log.info("listening on %s, a socket per worker (SO_REUSEPORT)", base)
+        sockets = [listen.PerWorker(host, port)]  # becomes a socket in each worker
+    else:  # one socket for all workers, as uvicorn.run binds it
+        sockets = [server.bind_socket()]
     with contextlib.suppress(KeyboardInterrupt):
-        supervisor.run()
+        Multiprocess(server, sockets=sockets).run()  # type: ignore[arg-type]
     return 0
 
 

@@ -26,13 +26,18 @@ def first_line(error: pyvips.Error) -> str:
     return (specific or lines or ["unknown libvips error"])[-1][:200]
 
 
+def from_memory(data: bytes, **options: object) -> pyvips.Image:
+    """The image in `data`, loaded through a source over the bytes: pyvips copies a buffer
+    (megabytes for a master, holding the GIL). `options` go to the loader."""
+    return pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", **options)
+
+
 def probe(data: bytes, limits: Limits) -> MasterHeader:
     if not data:
         raise Problem(415, "master is empty (0 bytes)")
     preflight(data, limits)  # 422 for what would cost far more to open than its size says
     try:
-        # A source over the bytes: a buffer would be copied (megabytes, holding the GIL) for a header.
-        image = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "", access="sequential")
+        image = from_memory(data, access="sequential")
         loader = image.get("vips-loader")
     except pyvips.Error as e:
         raise Problem(415, f"master is not a decodable image: {first_line(e)}") from None
