@@ -499,9 +499,15 @@ def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: li
         return io.BytesIO(image.colourspace("srgb").cast("uchar").pngsave_buffer(compression=1))
 
     def get(target: Target, path: str) -> bytes:
-        response = httpx.get(target.base + path, timeout=300)
-        response.raise_for_status()
-        return response.content
+        """The rendition a cache keeps: ours once its better encode has replaced the fast one
+        (edge.upgrades: while provisional, its ETag says so)."""
+        deadline = time.monotonic() + 60
+        while True:
+            response = httpx.get(target.base + path, timeout=300)
+            response.raise_for_status()
+            if "provisional" not in response.headers.get("etag", "") or time.monotonic() > deadline:
+                return response.content
+            time.sleep(0.1)
 
     rows = []
     for name in masters[:3]:

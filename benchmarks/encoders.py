@@ -34,14 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_PHOTOS = ROOT.parent / "shared" / "corpus" / "photos"
 LOCAL_PHOTOS = ROOT / "tests" / "corpus"
 
-# Candidate settings per format: the libvips saver's options besides Q. "default" marks what the
-# server ran with before this study.
+# Candidate settings per format: the libvips saver's options besides Q. "(default)" marks what the
+# server ships (origin.core.formats.EncodeSettings); the tables are relative to it.
 SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "jpeg": {
         "baseline huffman-optimised": {"optimize_coding": True},
         "progressive": {"optimize_coding": True, "interlace": True},
         "progressive + trellis": {"optimize_coding": True, "interlace": True, "trellis_quant": True},
-        "progressive + trellis + deringing (default)": {
+        "progressive + trellis + deringing": {
             "optimize_coding": True,
             "interlace": True,
             "trellis_quant": True,
@@ -50,7 +50,7 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "progressive + scans": {"optimize_coding": True, "interlace": True, "optimize_scans": True},
         "progressive + quant table 3": {"optimize_coding": True, "interlace": True, "quant_table": 3},
         "baseline + quant table 3": {"quant_table": 3},
-        "baseline huffman-optimised + quant table 3": {"optimize_coding": True, "quant_table": 3},
+        "baseline huffman-optimised + quant table 3 (default)": {"optimize_coding": True, "quant_table": 3},
         "baseline huffman-optimised + quant table 3, 4:4:4": {
             "optimize_coding": True,
             "quant_table": 3,
@@ -60,16 +60,19 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "webp": {
         "effort 0": {"effort": 0},
         "effort 1": {"effort": 1},
-        "effort 2": {"effort": 2},
+        "effort 2 (default)": {"effort": 2},
         "effort 3": {"effort": 3},
-        "effort 4 (default)": {"effort": 4},
+        "effort 4": {"effort": 4},
         "effort 2 + smart subsample": {"effort": 2, "smart_subsample": True},
         "effort 4 + smart subsample": {"effort": 4, "smart_subsample": True},
+        "effort 5": {"effort": 5},
+        "effort 6": {"effort": 6},
+        "effort 6 + smart subsample": {"effort": 6, "smart_subsample": True},
     },
     "avif": {
         "effort 0": {"compression": "av1", "effort": 0},
         "effort 1": {"compression": "av1", "effort": 1},
-        "effort 2 (default)": {"compression": "av1", "effort": 2},
+        "effort 2": {"compression": "av1", "effort": 2},
         "effort 3": {"compression": "av1", "effort": 3},
         "effort 0, 4:4:4": {"compression": "av1", "effort": 0, "subsample_mode": "off"},
         "effort 1, 4:4:4": {"compression": "av1", "effort": 1, "subsample_mode": "off"},
@@ -78,8 +81,10 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "effort 1, tune ssim": {"compression": "av1", "effort": 1, "tune": "ssim"},
         "effort 1, tune psnr": {"compression": "av1", "effort": 1, "tune": "psnr"},
         "effort 2, tune ssim": {"compression": "av1", "effort": 2, "tune": "ssim"},
-        "effort 1, 10-bit": {"compression": "av1", "effort": 1, "bitdepth": 10},
+        "effort 1, 10-bit (default)": {"compression": "av1", "effort": 1, "bitdepth": 10},
         "effort 2, 10-bit": {"compression": "av1", "effort": 2, "bitdepth": 10},
+        "effort 3, 10-bit": {"compression": "av1", "effort": 3, "bitdepth": 10},
+        "effort 4, 10-bit": {"compression": "av1", "effort": 4, "bitdepth": 10},
     },
 }
 SAVERS = {"jpeg": "jpegsave_buffer", "webp": "webpsave_buffer", "avif": "heifsave_buffer"}

@@ -13,6 +13,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 UNVERSIONED = "public, max-age=300, stale-while-revalidate=86400"
 STALE_VERSION = "public, max-age=60"
 NO_STORE = "no-store"
+PROVISIONAL_MAX_AGE = 60  # a fast encode's lifetime in caches: its better encode comes when the server is idle
 
 
 class VersionState(Enum):
@@ -50,6 +51,13 @@ def bearer_matches(authorization: str, token: str) -> bool:
     case-insensitive; a bare token, without it, is refused), compared in constant time."""
     scheme, _, given = authorization.strip().partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def provisional(value: str) -> str:
+    """The Cache-Control of a provisional rendition (edge.upgrades) that would otherwise get
+    `value`: never longer than PROVISIONAL_MAX_AGE, never `immutable`."""
+    ages = [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
+    return f"public, max-age={min([PROVISIONAL_MAX_AGE, *ages])}"
 
 
 def strong_etag(rendition_key: str) -> str:

@@ -92,6 +92,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.encode_upgrades = Counter(
+            "edge_encode_upgrades_total",
+            "Provisional renditions given their better encode while idle, by format and result "
+            "(smaller: swapped in; kept: the fast one was no bigger; gone: purged or upgraded elsewhere "
+            "meanwhile; dropped: too many waiting; failed)",
+            ["format", "result"],
+            registry=r,
+        )
         self.superres_remote_requests = Counter(
             "edge_superres_remote_requests_total",
             "Requests to the super-resolution inference server (backend remote), by outcome: ok, error,"

@@ -18,6 +18,7 @@ from cachetools import LRUCache, TTLCache
 from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache, TierLookup
 from edge.metrics import Metrics
+from edge.upgrades import Upgrades
 from origin.core.concurrency import SingleFlight
 from origin.core.errors import OverBudget, Problem
 from origin.core.master import MasterRecord
@@ -97,6 +98,7 @@ class RenditionService:
             TTLCache(10_000, ttl=timeout_memory_s) if timeout_memory_s > 0 else None
         )
         self.timeout_memory_s = timeout_memory_s
+        self.upgrades = Upgrades(renderer, cache, self.metrics, locks, on_made=self._made)  # better encodes, while idle
 
     def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         return self.renderer.job(record, opts, fmt)
@@ -107,6 +109,8 @@ class RenditionService:
         for lookup in found.lookups:
             self.metrics.count_lookup(lookup.tier, lookup.hit)
         if found.rendition is not None:
+            if found.rendition.provisional:  # here after a restart, or made by another process
+                self.upgrades.want(job)
             return Outcome(found.rendition, found.lookups, {"cache": time.perf_counter() - started})
         stand_in = self.interim.get(job.key) if job.key in self.upgrading else None
         if stand_in is not None:
@@ -154,9 +158,14 @@ class RenditionService:
             self._upgrade_later(job, made)
             return Outcome(made.rendition, lookups, made.timings, interim=True)
         unstored = await self._store(job.key, made)
+        self._made(job, made)
+        if made.rendition.provisional:
+            self.upgrades.want(job)
+        return Outcome(made.rendition, lookups, made.timings, stored=True, unstored=unstored)
+
+    def _made(self, job: Job, made: Made) -> None:
         self.metrics.observe_render(made.rendition.format, made.timings, made.rendition.upscale)
         record_render(job, made)
-        return Outcome(made.rendition, lookups, made.timings, stored=True, unstored=unstored)
 
     async def _store(self, key: str, made: Made) -> tuple[str, ...]:
         unstored = await self.cache.put(key, made.rendition)
@@ -174,8 +183,9 @@ class RenditionService:
             try:
                 upgraded = await upgrade()
                 await self._store(key, upgraded)
-                self.metrics.observe_render(upgraded.rendition.format, upgraded.timings, upgraded.rendition.upscale)
-                record_render(job, upgraded)
+                self._made(job, upgraded)
+                if upgraded.rendition.provisional:
+                    self.upgrades.want(job)
             except Exception as error:  # the stand-in keeps serving; the next miss tries again
                 self.metrics.superres_fallbacks.labels("error").inc()
                 log.warning("super-resolution upgrade failed: %s", error)

@@ -82,6 +82,7 @@ class Services:
                 await tier.purge(master_id(master_path))
 
     async def close(self) -> None:
+        await self.renditions.upgrades.close()
         await self.store.close()
         await self.cache.close()
         self.renditions.renderer.shutdown()

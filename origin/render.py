@@ -171,7 +171,9 @@ class Renderer:
             return replace(opts, q=None)
         return opts
 
-    async def render(self, job: Job) -> Made:
+    async def render(self, job: Job, better: bool = False) -> Made:
+        """The rendition `job` names. WebP and AVIF come encoded fast and `provisional` (see
+        EncodeSettings.upgraded); `better` makes the upgrade that replaces them."""
         # Admitted before the master is read: a burst of misses on big masters is answered 503
         # rather than holding all their bytes (and decodes) at once.
         ticket = self.pool.admit(render_cost(job))
@@ -184,7 +186,7 @@ class Renderer:
             fetched = time.perf_counter() - started
             sr = self.superres
             if not job.model or sr is None:
-                return await self._run(self.pool, data, job, fetched, verified, ticket)
+                return await self._run(self.pool, data, job, fetched, verified, ticket, better=better)
             plan = job.plan
             region = plan.region or Crop(0, 0, plan.load_w, plan.load_h)
             estimate = await asyncio.to_thread(sr.upscaler.estimate_seconds, region.w, region.h, plan.superres_scale)
@@ -192,13 +194,13 @@ class Renderer:
                 ticket.release()  # the model's own pool admits it
                 try:
                     deadline = time.monotonic() + self.policy.settings.budget_s
-                    return await self._run(sr.pool, data, job, fetched, verified, deadline=deadline)
+                    return await self._run(sr.pool, data, job, fetched, verified, deadline=deadline, better=better)
                 except ModelUnavailable:  # the inference server failed, the local model is too slow
                     ticket = self.pool.admit(render_cost(job))
             stand_in = await self._run(
                 self.pool, data, replace(job, plan=replace(plan, superres_scale=0)), fetched, verified, ticket
             )
-            return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0, True))
+            return replace(stand_in, upgrade=lambda: self._run(sr.pool, data, job, 0.0, True, better=better))
         finally:
             if not ticket.handed:
                 ticket.release()
@@ -212,9 +214,14 @@ class Renderer:
         known: bool = False,
         ticket: Ticket | None = None,
         deadline: float | None = None,
+        better: bool = False,
     ) -> Made:
         """Check the bytes are the planned version (unless `known`: the index just hashed them) and
-        render them, in `pool`; a model run in it must end by `deadline` (time.monotonic())."""
+        render them, in `pool`; a model run in it must end by `deadline` (time.monotonic()).
+        `better`: with the format's upgrade settings; else provisional when the format has them."""
+        upgraded = self.tools.encode.upgraded(job.plan.format)
+        tools = replace(self.tools, encode=upgraded) if better and upgraded else self.tools
+        provisional = upgraded is not None and not better
 
         def work(token: CancelToken) -> Made:
             token.deadline = deadline
@@ -227,9 +234,11 @@ class Renderer:
             verified = time.perf_counter() - started
             plan, version = job.plan, job.record.version
             if expensive(plan, job.record.header.format, self.isolate_megapixels):
-                rendition, timings = render_isolated(data, plan, self.tools.encode, self.tools.metadata, token, version)
+                rendition, timings = render_isolated(data, plan, tools.encode, tools.metadata, token, version)
             else:
-                rendition, timings = render(data, plan, self.tools, token, version)
+                rendition, timings = render(data, plan, tools, token, version)
+            if provisional:
+                rendition = replace(rendition, provisional=True)
             if self.credentials is not None:
                 rendition = self._credentials(self.credentials, rendition, data, job, timings)
             # Reading the master and checking it is still the version we planned for are one phase.

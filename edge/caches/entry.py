@@ -20,6 +20,7 @@ def encode_entry(rendition: Rendition) -> bytes:
         "width": rendition.width,
         "height": rendition.height,
         "upscale": rendition.upscale,
+        "provisional": rendition.provisional,
         "length": len(rendition.body),
         "blake3": blake3.blake3(rendition.body).hexdigest(),
     }
@@ -36,6 +37,7 @@ def decode_entry(raw: bytes, verify: bool = True) -> Rendition | None:
         meta = json.loads(head)
         if not sep or len(body) != meta["length"] or (verify and blake3.blake3(body).hexdigest() != meta["blake3"]):
             return None
-        return Rendition(body, meta["format"], meta["width"], meta["height"], meta["upscale"])
+        provisional = bool(meta.get("provisional", False))  # entries written before upgrades existed: final
+        return Rendition(body, meta["format"], meta["width"], meta["height"], meta["upscale"], provisional)
     except (ValueError, KeyError, TypeError):
         return None

@@ -52,16 +52,24 @@ class TieredCache:
         self.tiers = tiers
 
     async def get(self, key: str) -> CacheResult:
-        """The rendition (or None), and what each tier asked answered."""
+        """The rendition (or None), and what each tier asked answered. A provisional rendition
+        (edge.upgrades) sends the lookup on to the farther tiers: another process may have put
+        its upgrade there."""
         lookups: list[TierLookup] = []
+        found: tuple[int, Rendition] | None = None
         for i, tier in enumerate(self.tiers):
             rendition = await tier.get(key)
             lookups.append(TierLookup(tier.name, rendition is not None))
-            if rendition is not None:
-                for upper in self.tiers[:i]:
-                    await upper.put(key, rendition)
-                return CacheResult(rendition, tuple(lookups))
-        return CacheResult(None, tuple(lookups))
+            if rendition is not None and (found is None or not rendition.provisional):
+                found = (i, rendition)
+            if found is not None and not found[1].provisional:
+                break
+        if found is None:
+            return CacheResult(None, tuple(lookups))
+        nearest, rendition = found
+        for upper in self.tiers[:nearest]:
+            await upper.put(key, rendition)
+        return CacheResult(rendition, tuple(lookups))
 
     async def put(self, key: str, rendition: Rendition) -> tuple[str, ...]:
         """Store in every tier; the names of those that could not."""

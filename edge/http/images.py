@@ -24,6 +24,7 @@ from edge.headers import (
     VersionState,
     cache_control,
     cache_status,
+    provisional,
     server_timing,
     strong_etag,
     until_expiry,
@@ -140,6 +141,17 @@ class ImagesFirst:
                 (b"cache-control", b"private, no-cache"),
                 *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
             ]
+        elif rendition.provisional:
+            # A fast encode until its better one replaces it (edge.upgrades): cacheable for a
+            # minute under an ETag of its own, so a revalidation then gets the better bytes.
+            served_etag = strong_etag(job.key + "-provisional")
+            headers = [
+                (b"etag", served_etag.encode()),
+                (b"cache-control", provisional(dict(fixed)[b"cache-control"].decode()).encode()),
+                *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
+            ]
+            if conditions is not NONE and precondition(conditions, served_etag, modified) == 304:
+                return 304, headers, b""
         else:
             headers = list(fixed)
         headers += [

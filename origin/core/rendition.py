@@ -19,3 +19,5 @@ class Rendition:
     width: int
     height: int
     upscale: str = "none"  # what made missing pixels: none, lanczos, or a model's label (X-Upscale)
+    # A fast encode, served (briefly cacheable) until a better one replaces it (edge.upgrades).
+    provisional: bool = False

@@ -1,0 +1,150 @@
+"""Better encodes while idle: WebP and AVIF are served fast and provisional, then swapped for their
+better encode once the render pool has been empty a moment (edge.upgrades). Through the app, as a
+browser and a CDN see it: headers, revalidation, bytes, and a restart in between."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from edge.caches.memory import MemoryTier
+from edge.caches.tiered import TieredCache
+from origin.core.rendition import Rendition
+from origin.masters.index import version_hash
+from tests.support.app import InProcess, start_app, stop_app
+from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
+from tests.support.images import decode, mean_abs_diff, sniff
+from tests.support.metrics import scrape, value
+
+PHOTO = "flower_640x427.jpg"
+UPGRADES_ON = {"EDGE_ENCODE_AVIF_UPGRADE_EFFORT": "3", "EDGE_ENCODE_WEBP_UPGRADE_EFFORT": "5"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def versioned(app: InProcess, **options: object) -> str:
+    """A URL that names the master's version: a final rendition of it is immutable."""
+    return app.url(PHOTO, v=version_hash((app.masters / PHOTO).read_bytes())[:16], **options)
+
+
+@contextmanager
+def busy(app: InProcess) -> Iterator[None]:
+    """The render pool looks busy (as under load) while inside: no upgrade may start."""
+
+    async def admit():  # on the app's loop, where the pool is used
+        return app.services.renditions.renderer.pool.admit()
+
+    ticket = app.run(admit())
+    try:
+        yield
+    finally:
+
+        async def release() -> None:
+            ticket.release()
+
+        app.run(release())
+
+
+def until_final(app: InProcess, url: str, accept: str, timeout_s: float = 30.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        r = app.get(url, headers={"Accept": accept})
+        if "provisional" not in r.headers["etag"]:
+            return r
+        time.sleep(0.1)
+    raise AssertionError(f"{url} still provisional after {timeout_s} s")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[InProcess]:
+    server = start_app(tmp_path, UPGRADES_ON)
+    try:
+        yield server
+    finally:
+        stop_app(server)
+
+
+@pytest.mark.parametrize(("accept", "fmt"), [(WEBP_ACCEPT, "webp"), (AVIF_ACCEPT, "avif")])
+def test_a_fast_encode_is_served_briefly_then_replaced_by_fewer_bytes(app: InProcess, accept: str, fmt: str):
+    url = versioned(app, w=480)
+    with busy(app):
+        fast = app.get(url, headers={"Accept": accept})
+        assert fast.status_code == 200 and sniff(fast.content) == fmt
+        assert fast.headers["cache-control"] == "public, max-age=60"  # never immutable
+        assert fast.headers["etag"].endswith('-provisional"')
+        time.sleep(0.6)  # busy: nothing may replace it yet
+        again = app.get(url, headers={"Accept": accept})
+        assert again.content == fast.content and again.headers["etag"] == fast.headers["etag"]
+        assert "hit" in again.headers["cache-status"]
+    better = until_final(app, url, accept)
+    assert better.headers["cache-control"] == IMMUTABLE
+    assert better.headers["etag"] == fast.headers["etag"].replace("-provisional", "")
+    assert sniff(better.content) == fmt and len(better.content) < len(fast.content)
+    fast_image, better_image = decode(fast.content), decode(better.content)
+    assert (better_image.width, better_image.height) == (fast_image.width, fast_image.height) == (480, 320)
+    lossless = decode(app.get(versioned(app, w=480, fm="png")).content)  # the pixels both encoded
+    assert mean_abs_diff(better_image, lossless) <= mean_abs_diff(fast_image, lossless) + 0.3
+    assert value(scrape(app), "edge_encode_upgrades_total", format=fmt, result="smaller") == 1
+
+
+def test_a_cache_revalidating_the_fast_encode_gets_304_until_the_better_one_exists(app: InProcess):
+    url = versioned(app, w=400)
+    with busy(app):
+        fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
+        held = {"Accept": WEBP_ACCEPT, "If-None-Match": fast.headers["etag"]}
+        still = app.get(url, headers=held)
+        assert still.status_code == 304 and still.content == b""
+        assert still.headers["etag"] == fast.headers["etag"]
+        assert still.headers["cache-control"] == "public, max-age=60"
+    final = until_final(app, url, WEBP_ACCEPT)
+    after = app.get(url, headers=held)
+    assert after.status_code == 200 and after.content == final.content != fast.content
+
+
+def test_jpeg_has_no_upgrade_and_is_immutable_at_once(app: InProcess):
+    r = app.get(versioned(app, w=300), headers={"Accept": "*/*"})
+    assert sniff(r.content) == "jpeg" and r.headers["cache-control"] == IMMUTABLE
+    assert "provisional" not in r.headers["etag"]
+
+
+def test_a_provisional_entry_on_disk_is_upgraded_after_a_restart(tmp_path: Path):
+    first = start_app(tmp_path, UPGRADES_ON)
+    url = versioned(first, w=360)
+    try:
+        with busy(first):
+            fast = first.get(url, headers={"Accept": AVIF_ACCEPT})
+            assert fast.headers["etag"].endswith('-provisional"')
+    finally:
+        stop_app(first)  # before the pool went idle: the upgrade never ran
+    second = start_app(tmp_path / "again", UPGRADES_ON, masters=first.masters, cache_dir=first.cache_dir)
+    try:
+        hit = second.get(url, headers={"Accept": AVIF_ACCEPT})
+        assert hit.content == fast.content and "hit" in hit.headers["cache-status"]
+        assert hit.headers["etag"] == fast.headers["etag"]
+        better = until_final(second, url, AVIF_ACCEPT)
+        assert len(better.content) < len(fast.content)
+    finally:
+        stop_app(second)
+
+
+def test_a_provisional_entry_near_the_user_gives_way_to_a_final_one_farther_away():
+    near, far = MemoryTier(1 << 20), MemoryTier(1 << 20)
+    cache = TieredCache([near, far])
+    fast = Rendition(b"fast", "webp", 10, 10, provisional=True)
+    better = Rendition(b"better", "webp", 10, 10)
+
+    async def scenario() -> None:
+        await near.put("k", fast)
+        await far.put("k", better)  # another worker process upgraded it into the shared tier
+        found = await cache.get("k")
+        assert found.rendition == better and [lookup.hit for lookup in found.lookups] == [True, True]
+        assert await near.get("k") == better  # copied up: the next hit stops at the memory tier
+        await far.put("j", fast)
+        found = await cache.get("j")
+        assert found.rendition == fast and await near.get("j") == fast
+
+    asyncio.run(scenario())
