@@ -10,6 +10,7 @@ against the final encode's CPU-ms.
     .venv/bin/python benchmarks/quality_search.py --photos 12 --widths 320,800,1600
     .venv/bin/python benchmarks/quality_search.py --fit           # refit PRIORS (q = a + b * target)
     .venv/bin/python benchmarks/quality_search.py --downscale     # the rejected alternative: score a downscale
+    .venv/bin/python benchmarks/quality_search.py --whole         # the upgrade's search: trials scored whole
 
 Run it alone: CPU timings on a busy machine are noise.
 """
@@ -91,6 +92,9 @@ def main() -> int:
         "--fit-bias", action="store_true", help="fit the sampled-search correction (quality.SAMPLE_BIAS) on the errors"
     )
     parser.add_argument("--downscale", type=int, default=0, help="search on a downscale this wide instead")
+    parser.add_argument(
+        "--whole", action="store_true", help="score trials on the whole image: the upgrade's search (edge.upgrades)"
+    )
     parser.add_argument("--grid", type=int, default=0, help="tiles per side of the sample (default: quality.GRIDS)")
     parser.add_argument("--tile", type=int, default=quality.TILE, help="tile size of the sample")
     args = parser.parse_args()
@@ -135,7 +139,11 @@ def main() -> int:
             for fmt in formats:
                 for target in targets:
                     find = search_downscaled if args.downscale else quality.auto_quality
-                    search, search_ms = cpu(lambda: find(image, fmt, target, settings))  # noqa: B023
+                    if args.whole:  # as the upgrade searches: with the better encoder settings
+                        better = settings.upgraded(fmt) or settings
+                        search, search_ms = cpu(lambda: find(image, fmt, target, better, whole=True))  # noqa: B023
+                    else:
+                        search, search_ms = cpu(lambda: find(image, fmt, target, settings))  # noqa: B023
                     data, encode_ms = cpu(lambda: encode(image, fmt, search.quality, search.settings))  # noqa: B023
                     got = score_of(reference, data)
                     errors[fmt].append(got - target)

@@ -95,7 +95,7 @@ class Metrics:
         self.encode_upgrades = Counter(
             "edge_encode_upgrades_total",
             "Provisional renditions given their better encode while idle, by format and result "
-            "(smaller: swapped in; kept: the fast one was no bigger; gone: purged or upgraded elsewhere "
+            "(better: swapped in; kept: the fast one was no bigger; gone: purged or upgraded elsewhere "
             "meanwhile; dropped: too many waiting; failed)",
             ["format", "result"],
             registry=r,

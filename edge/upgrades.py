@@ -1,11 +1,13 @@
 """Better encodes, made while the server is idle and swapped into the cache.
 
-WebP and AVIF renditions are first encoded fast and served as provisional (origin.core.formats:
-EncodeSettings.upgraded; briefly cacheable, an ETag of their own). Their keys wait here. Once no
-render has been waiting or running for a moment, each is made again from the master with the
-better settings and replaces the provisional one in every tier; when the better encode is no
-smaller, the fast one stays, marked final. Under load nothing here runs, so misses keep every core;
-what waits past `limit` is dropped, and the next hit on it asks again.
+WebP and AVIF renditions are first encoded fast, and q=auto ones larger than their search's
+sample are searched on the sample (origin.render.has_upgrade): both are served as provisional
+(briefly cacheable, an ETag of their own) and their keys wait here. Once no render has been
+waiting or running for a moment, each is made again from the master with the better settings
+(EncodeSettings.upgraded) and q=auto's trials scored on the whole image, and replaces the
+provisional one in every tier; a better encode at a fixed quality that is no smaller leaves the
+fast one, marked final. Under load nothing here runs, so misses keep every core; what waits past
+`limit` is dropped, and the next hit on it asks again.
 """
 
 from __future__ import annotations
@@ -93,9 +95,11 @@ class Upgrades:
             if again is None or not again.provisional:  # purged while it was made
                 return "gone"
             self.on_made(job, made)
-            if len(made.rendition.body) < len(fast.body):
+            # q=auto: the upgrade's quality was searched on the whole image, so it is the one that
+            # meets the target, bigger or not. Otherwise the better encode must pay for itself.
+            if job.plan.quality_target is not None or len(made.rendition.body) < len(fast.body):
                 await self.cache.put(job.key, made.rendition)
-                return "smaller"
+                return "better"
             await self.cache.put(job.key, replace(fast, provisional=False))
             return "kept"
 

@@ -47,6 +47,7 @@ class RenderTools:
     intermediates: IntermediateCache | None = None  # upscaled regions
     decoded: IntermediateCache | None = None  # masters decoded once for all their renditions
     metadata: bool = True  # keep rights and source type, declare enhancement ([provenance] metadata)
+    thorough: bool = False  # q=auto scores its trials on the whole image (the upgrade), not a sample
 
 
 @dataclass
@@ -246,7 +247,9 @@ def encode_planned(state: RenderState) -> bytes:
     plan, settings, quality = state.plan, state.tools.encode, state.plan.quality
     started = time.perf_counter()
     if plan.quality_target is not None and not plan.animated:
-        search = auto_quality(state.image, plan.format, plan.quality_target, settings, plan.quality)
+        search = auto_quality(
+            state.image, plan.format, plan.quality_target, settings, plan.quality, whole=state.tools.thorough
+        )
         quality, settings = search.quality, search.settings
         state.timings["search"] = time.perf_counter() - started
         state.timings.notes["search"] = f"target={plan.quality_target:g} {search.describe()}"

@@ -30,7 +30,7 @@ from origin.core.rendition import Rendition, made_by_model
 from origin.core.request import Crop, RenditionOptions
 from origin.imaging.credentials import Credentials, Steps
 from origin.imaging.intermediates import IntermediateCache
-from origin.imaging.quality import SEARCH_VERSION
+from origin.imaging.quality import SEARCH_VERSION, sampled
 from origin.isolated import expensive, render_isolated
 from origin.masters.index import version_hash
 from origin.masters.store import MasterStore
@@ -91,6 +91,13 @@ def render_cost(job: Job) -> int:
     decoded = plan.load_w * plan.load_h * bands * frames
     output = plan.target_w * plan.target_h * bands * frames * (4 if enlarged else 1)
     return job.record.info.size + decoded + output
+
+
+def has_upgrade(plan: Plan, encode: EncodeSettings) -> bool:
+    """Whether a rendition is first made fast and provisional, then again better while the server
+    is idle: its format has upgrade settings, or q=auto chose its quality from a sample."""
+    searched = encode.upgrades and plan.quality_target is not None and not plan.animated
+    return encode.upgraded(plan.format) is not None or (searched and sampled(plan.target_w, plan.target_h, plan.format))
 
 
 class Renderer:
@@ -218,10 +225,11 @@ class Renderer:
     ) -> Made:
         """Check the bytes are the planned version (unless `known`: the index just hashed them) and
         render them, in `pool`; a model run in it must end by `deadline` (time.monotonic()).
-        `better`: with the format's upgrade settings; else provisional when the format has them."""
+        `better`: the upgrade (the format's upgrade settings, q=auto searched on the whole image);
+        else provisional when there is one (see `has_upgrade`)."""
         upgraded = self.tools.encode.upgraded(job.plan.format)
-        tools = replace(self.tools, encode=upgraded) if better and upgraded else self.tools
-        provisional = upgraded is not None and not better
+        tools = replace(self.tools, encode=upgraded or self.tools.encode, thorough=True) if better else self.tools
+        provisional = not better and has_upgrade(job.plan, self.tools.encode)
 
         def work(token: CancelToken) -> Made:
             token.deadline = deadline

@@ -47,6 +47,7 @@ class EncodeSettings:
     # for 2.1x (effort 4 4 % for 2.0x, effort 6 6 % for 3.6x).
     avif_upgrade_effort: int = 3
     webp_upgrade_effort: int = 5
+    upgrades: bool = True  # false: every rendition is made once, final (no provisional ones)
 
     def __post_init__(self) -> None:
         checks = (
@@ -68,7 +69,7 @@ class EncodeSettings:
     def upgraded(self, fmt: str) -> EncodeSettings | None:
         """The settings of `fmt`'s better encode, or None when it has none."""
         effort = UPGRADES.get(fmt)
-        if effort is None or getattr(self, effort[1]) <= getattr(self, effort[0]):
+        if not self.upgrades or effort is None or getattr(self, effort[1]) <= getattr(self, effort[0]):
             return None
         return replace(self, **{effort[0]: getattr(self, effort[1])})
 

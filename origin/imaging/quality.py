@@ -86,6 +86,12 @@ class Search:
         return f"q={self.quality}{score} encodes={self.encodes}"
 
 
+def sampled(width: int, height: int, fmt: str) -> bool:
+    """Whether a search for a `fmt` image this big scores a sample rather than the whole image."""
+    grid = GRIDS.get(fmt, GRID)
+    return width * height > WHOLE_UP_TO and width >= grid * TILE and height >= grid * TILE
+
+
 def sample(image: pyvips.Image, grid: int = GRID) -> pyvips.Image:
     """The part of a finished image a search scores: itself when small, else GRID x GRID tiles at
     full scale from the middle of each cell, their corners on 16 px (JPEG's and WebP's block grid).
@@ -108,13 +114,19 @@ def sample_scale(image: pyvips.Image, grid: int = GRID) -> float:
 
 
 def auto_quality(
-    image: pyvips.Image, fmt: str, target: float, settings: EncodeSettings, highest: int = HIGHEST
+    image: pyvips.Image,
+    fmt: str,
+    target: float,
+    settings: EncodeSettings,
+    highest: int = HIGHEST,
+    whole: bool = False,
 ) -> Search:
     """The quality (and chroma variant) whose encode of `image` should score `target`
-    (SSIMULACRA2), from trial encodes of its sample; at most `highest`."""
+    (SSIMULACRA2), from trial encodes of its sample (of all of it, when `whole`: several times
+    the CPU on a large image, for the background upgrade); at most `highest`."""
     started = time.perf_counter()
     grid = GRIDS.get(fmt, GRID)
-    probe = sample(image, grid)
+    probe = image if whole else sample(image, grid)
     if probe is not image:
         a, b, c = SAMPLE_BIAS.get(fmt, (0.0, 0.0, 0.0))
         target -= a + b * (target - 70) + c * sample_scale(image, grid)

@@ -20,8 +20,7 @@ TEST_ENV = {
     "EDGE_RULES_MARKUP_ACCESS": "public",
     # No background re-encodes: a rendition's bytes and ETag must not change between two requests
     # of a test because the server went idle in between. tests/unit/test_upgrades.py turns them on.
-    "EDGE_ENCODE_AVIF_UPGRADE_EFFORT": "0",
-    "EDGE_ENCODE_WEBP_UPGRADE_EFFORT": "0",
+    "EDGE_ENCODE_UPGRADES": "false",
 }
 
 BROKEN = [

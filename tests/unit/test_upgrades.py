@@ -15,6 +15,7 @@ import pytest
 from edge.caches.memory import MemoryTier
 from edge.caches.tiered import TieredCache
 from origin.core.rendition import Rendition
+from origin.imaging.ssimulacra2 import Reference, rgb_array
 from origin.masters.index import version_hash
 from tests.support.app import InProcess, start_app, stop_app
 from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
@@ -22,7 +23,7 @@ from tests.support.images import decode, mean_abs_diff, sniff
 from tests.support.metrics import scrape, value
 
 PHOTO = "flower_640x427.jpg"
-UPGRADES_ON = {"EDGE_ENCODE_AVIF_UPGRADE_EFFORT": "3", "EDGE_ENCODE_WEBP_UPGRADE_EFFORT": "5"}
+UPGRADES_ON = {"EDGE_ENCODE_UPGRADES": "true"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -88,7 +89,7 @@ def test_a_fast_encode_is_served_briefly_then_replaced_by_fewer_bytes(app: InPro
     assert (better_image.width, better_image.height) == (fast_image.width, fast_image.height) == (480, 320)
     lossless = decode(app.get(versioned(app, w=480, fm="png")).content)  # the pixels both encoded
     assert mean_abs_diff(better_image, lossless) <= mean_abs_diff(fast_image, lossless) + 0.3
-    assert value(scrape(app), "edge_encode_upgrades_total", format=fmt, result="smaller") == 1
+    assert value(scrape(app), "edge_encode_upgrades_total", format=fmt, result="better") == 1
 
 
 def test_a_cache_revalidating_the_fast_encode_gets_304_until_the_better_one_exists(app: InProcess):
@@ -148,3 +149,29 @@ def test_a_provisional_entry_near_the_user_gives_way_to_a_final_one_farther_away
         assert found.rendition == fast and await near.get("j") == fast
 
     asyncio.run(scenario())
+
+
+def test_q_auto_is_searched_on_the_whole_image_by_its_upgrade(app: InProcess):
+    """A q=auto rendition larger than its search's sample: the fast one's quality comes from tiles,
+    the upgrade's from the whole image, and the upgrade lands on the target."""
+    target = app.config.formats.auto_target
+    url = versioned(app, w=600, q="auto", fm="jpeg")  # 600x400: more pixels than a sample holds
+    with busy(app):
+        fast = app.get(url)
+        assert fast.headers["etag"].endswith('-provisional"')
+        assert "search" in fast.headers["server-timing"]
+    final = until_final(app, url, "*/*")
+    assert final.headers["cache-control"] == IMMUTABLE and sniff(final.content) == "jpeg"
+    lossless = Reference(rgb_array(decode(app.get(versioned(app, w=600, fm="png")).content)))
+    assert abs(lossless.score(rgb_array(decode(final.content))) - target) <= 3.0
+    assert value(scrape(app), "edge_encode_upgrades_total", format="jpeg", result="better") == 1
+
+
+def test_upgrades_off_makes_every_rendition_final_at_once(tmp_path: Path):
+    server = start_app(tmp_path, {"EDGE_ENCODE_UPGRADES": "false"})
+    try:
+        for accept, options in ((WEBP_ACCEPT, {}), (AVIF_ACCEPT, {}), ("*/*", {"q": "auto", "fm": "jpeg"})):
+            r = server.get(versioned(server, w=600, **options), headers={"Accept": accept})
+            assert r.headers["cache-control"] == IMMUTABLE and "provisional" not in r.headers["etag"]
+    finally:
+        stop_app(server)
