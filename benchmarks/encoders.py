@@ -68,6 +68,9 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "effort 5": {"effort": 5},
         "effort 6": {"effort": 6},
         "effort 6 + smart subsample": {"effort": 6, "smart_subsample": True},
+        "effort 5, preset photo": {"effort": 5, "preset": "photo"},
+        "effort 5, preset picture": {"effort": 5, "preset": "picture"},
+        "effort 5 + smart subsample": {"effort": 5, "smart_subsample": True},
     },
     "avif": {
         "effort 0": {"compression": "av1", "effort": 0},

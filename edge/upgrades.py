@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+from cachetools import TTLCache
+
 from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache
 from edge.metrics import Metrics
@@ -45,10 +47,12 @@ class Upgrades:
         self._waiting: OrderedDict[str, Job] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._current = ""
+        # Keys whose upgrade failed lately: not tried again on every hit for a while.
+        self._failed: TTLCache[str, bool] = TTLCache(1024, ttl=600)
 
     def want(self, job: Job) -> None:
         """Make `job`'s better encode when there is time (its provisional rendition is cached)."""
-        if job.key in self._waiting or job.key == self._current:
+        if job.key in self._waiting or job.key == self._current or job.key in self._failed:
             return
         if len(self._waiting) >= self.limit:
             self.metrics.encode_upgrades.labels(job.plan.format, "dropped").inc()
@@ -57,10 +61,6 @@ class Upgrades:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
     async def _drain(self) -> None:
         while self._waiting:
             await self._until_idle()
@@ -68,8 +68,9 @@ class Upgrades:
             self._current = key
             try:
                 result = await self.upgrade(job)
-            except Exception as error:  # the provisional one keeps serving; a later hit asks again
+            except Exception as error:  # the provisional one keeps serving; a hit asks again later
                 result = "failed"
+                self._failed[key] = True
                 log.warning("encode upgrade of %s failed: %s", key, error)
             finally:
                 self._current = ""

@@ -122,6 +122,30 @@ def test_each_worker_listens_on_its_own_socket_and_keep_alive_clients_spread_ove
             c.close()
 
 
+def test_an_upgrade_made_by_one_worker_reaches_the_other(tmp_path: Path):
+    """Both workers serve the provisional WebP; one makes its better encode while idle; then
+    every connection, whichever worker takes it, gets the same final bytes (the other worker's
+    memory tier gives way to the shared disk tier), and the upgrade was made once."""
+    srv = start_server(tmp_path, {"EDGE_SERVER_WORKERS": "2", "EDGE_ENCODE_UPGRADES": "true"})
+    try:
+        url = srv.url("flower_640x427.jpg", w=420, fm="webp")
+        first = [fresh_get(url) for _ in range(8)]
+        assert all(r.status_code == 200 and "provisional" in r.headers["etag"] for r in first[:1])
+        deadline, final = time.monotonic() + 30, []
+        while time.monotonic() < deadline:
+            final = [fresh_get(url) for _ in range(8)]
+            if all("provisional" not in r.headers["etag"] for r in final):
+                break
+            time.sleep(0.3)
+        assert {r.headers["cache-control"] for r in final} == {"public, max-age=300, stale-while-revalidate=86400"}
+        assert len({r.content for r in final}) == 1 and len(final[0].content) < len(first[0].content)
+        samples = scrape(srv)
+        assert value(samples, "edge_encode_upgrades_total", format="webp", result="better") == 1
+        assert value(samples, "edge_renders_total", format="webp") == 2  # the fast one and its upgrade
+    finally:
+        stop_server(srv)
+
+
 def test_a_dead_worker_is_replaced_and_hits_keep_coming(two: Server):
     url = two.url("rocket_640x427.jpg", w=120, fm="jpeg")
     assert fresh_get(url).status_code == 200
