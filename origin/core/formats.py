@@ -43,10 +43,11 @@ class EncodeSettings:
     # Upgrades: the effort of a second, better encode, made while the server is idle and swapped
     # into the cache (edge.upgrades); until then the fast encode above is served as provisional.
     # No higher than the effort above: none. At equal SSIMULACRA2 75, against the fast encode:
-    # AVIF effort 3 14 % fewer bytes for 3.3x its CPU (effort 4: 21 % for 13x); WebP effort 5 6 %
-    # for 2.1x (effort 4 4 % for 2.0x, effort 6 6 % for 3.6x).
+    # AVIF effort 3 14 % fewer bytes for 3.3x its CPU (effort 4: 21 % for 13x); WebP effort 6
+    # 7.4 % for 4x (effort 5 6.6 % for 2.4x, effort 4 4 % for 2x). Paid once per rendition, while
+    # idle; the bytes are saved on every delivery.
     avif_upgrade_effort: int = 3
-    webp_upgrade_effort: int = 5
+    webp_upgrade_effort: int = 6
     upgrades: bool = True  # false: every rendition is made once, final (no provisional ones)
 
     def __post_init__(self) -> None:
