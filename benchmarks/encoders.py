@@ -84,6 +84,7 @@ SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "effort 1, tune ssim": {"compression": "av1", "effort": 1, "tune": "ssim"},
         "effort 1, tune psnr": {"compression": "av1", "effort": 1, "tune": "psnr"},
         "effort 2, tune ssim": {"compression": "av1", "effort": 2, "tune": "ssim"},
+        "effort 0, 10-bit": {"compression": "av1", "effort": 0, "bitdepth": 10},
         "effort 1, 10-bit (default)": {"compression": "av1", "effort": 1, "bitdepth": 10},
         "effort 2, 10-bit": {"compression": "av1", "effort": 2, "bitdepth": 10},
         "effort 3, 10-bit": {"compression": "av1", "effort": 3, "bitdepth": 10},

@@ -21,9 +21,11 @@ class EncodeSettings:
     """
 
     # AVIF: effort dominates render time (libheif's aom; its default tune, "iq", beats ssim and psnr).
-    # Effort 1 at 10 bits: as few bytes as effort 2 at 8 bits at equal SSIMULACRA2 (1.01x at 75,
-    # 0.97x at 82) for 74 % of its CPU; effort 3 saves 11 % of bytes for 1.4x the CPU.
-    avif_effort: int = 1
+    # What a request waits for is provisional (the upgrade below replaces it), so it is the
+    # cheapest: effort 0 at 10 bits costs 36 % of effort 1's CPU for 20 % more bytes at equal
+    # SSIMULACRA2 75; it cut a srcset burst's CPU per rendition from 113 to 63 ms. 10 bits: effort
+    # 1's bytes 1.01x effort 2's at 8 bits for 74 % of its CPU, and the upgrade's fewest bytes.
+    avif_effort: int = 0
     avif_bitdepth: int = 10
     # WebP effort 2: 4.7 % more bytes than effort 4 at equal SSIMULACRA2 for 43 % of its CPU.
     webp_effort: int = 2
@@ -43,7 +45,8 @@ class EncodeSettings:
     # Upgrades: the effort of a second, better encode, made while the server is idle and swapped
     # into the cache (edge.upgrades); until then the fast encode above is served as provisional.
     # No higher than the effort above: none. At equal SSIMULACRA2 75, against the fast encode:
-    # AVIF effort 3 14 % fewer bytes for 3.3x its CPU (effort 4: 21 % for 13x); WebP effort 6
+    # AVIF effort 3 14 % fewer bytes than effort 1 for 3.3x its CPU (29 % fewer than effort 0;
+    # effort 4: 21 % fewer than effort 1 for 13x); WebP effort 6
     # 7.4 % for 4x (effort 5 6.6 % for 2.4x, effort 4 4 % for 2x). Paid once per rendition, while
     # idle; the bytes are saved on every delivery.
     avif_upgrade_effort: int = 3
