@@ -56,7 +56,7 @@ class ServerConfig:
     port: int = 8080
     masters: str = ""  # a directory or s3://bucket/prefix; empty means the bundled demo masters
     workers: int = 0  # worker processes of `edge serve`; 0: one per CPU this process may use
-    render_workers: int = 0  # render threads per worker process; 0: one per CPU
+    render_workers: int = 0  # render threads per worker process; 0: the CPUs divided among the workers
     queue_limit: int = 32  # renders that may wait for a worker before 503
     # Memory the renders admitted at once may be expected to need (master bytes, decode, output),
     # per worker process; past it a miss is 503 before its master is read. One is always let in.

@@ -94,11 +94,14 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     store = store or master_store(config)
     cache = TieredCache(cache_tiers(config, processes=processes))
     s = config.server
-    # Every worker process may use every core: connections are not spread evenly over workers, and
-    # a worker limited to its share of the cores leaves them idle while another queues (measured:
-    # 13.4 cold renders/s with two workers of one thread, 24.4 with two of two).
+    # Render threads: each worker process its share of the cores, so that all of them together
+    # render as many at once as there are cores (libvips' own threads still let one render use
+    # them all). More costs CPU: 800w JPEG first touches at c=16, two workers, 55-58 CPU-ms each
+    # with two threads per worker, 43-44 with one (benchmarks/RESULTS.md). (With one socket shared
+    # by the workers, before each had its own, connections piled onto one worker and a share of
+    # the cores left the others idle.)
     pool = RenderPool(
-        s.render_workers or cpu_count(),
+        s.render_workers or max(1, cpu_count() // processes),
         s.queue_limit,
         s.render_timeout_s,
         s.retry_after_s,
