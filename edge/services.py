@@ -65,6 +65,7 @@ class Services:
     verified: VerifiedUrls  # request URLs whose signature already held
     placeholders: Placeholders  # per master version and rule: colour, ThumbHash, data URI
     purges: PurgeLog | None = None  # with several worker processes: purges every worker applies
+    renders_at_once: int = 1  # render threads in all the server's processes (sizes libvips' threads)
 
     async def purge(self, master_path: str) -> dict[str, int]:
         """Every rendition of a master out of every tier (and every worker's memory), its stat forgotten."""
@@ -162,6 +163,7 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
         closed_world=ClosedWorld(ruleset, capacity),
         verified=VerifiedUrls(signer, config.signing.required),
         placeholders=Placeholders(renditions, capacity),
+        renders_at_once=pool.workers * processes,
     )
     if processes > 1:
         services.purges = PurgeLog(shared, services.forget_locally)

@@ -23,7 +23,7 @@ from edge.http.problems import EXCEPTION_HANDLERS
 from edge.http.protocol import DeadlineHttpToolsProtocol
 from edge.logs import configure_logging
 from edge.services import Services, build_services
-from origin.imaging.runtime import tune_process
+from origin.imaging.runtime import share_cores, tune_process
 
 log = logging.getLogger("edge")
 
@@ -50,6 +50,7 @@ def create_app(config: Config, services: Services | None = None) -> ASGIApp:
     # Each process's connections (this one's, or a worker's: it loads the configuration itself).
     DeadlineHttpToolsProtocol.request_timeout_s = config.server.request_timeout_s
     built = services or build_services(config)
+    share_cores(built.renders_at_once)
     warn_about_insecure_settings(config)
 
     @contextlib.asynccontextmanager

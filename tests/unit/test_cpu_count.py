@@ -13,6 +13,7 @@ import pyvips
 from edge.config import load_config
 from edge.services import build_services
 from origin.core import concurrency
+from origin.imaging import runtime
 from origin.imaging.runtime import tune_process
 from tests.support.corpus import CORPUS, TEST_ENV
 
@@ -64,5 +65,21 @@ def test_a_process_limited_to_one_cpu_sizes_every_pool_to_one(tmp_path: Path, mo
             assert upscaler is None or upscaler.upscaler.threads == 1
         finally:
             asyncio.run(services.close())
+    finally:
+        pyvips.concurrency_set(before)
+
+
+def test_libvips_threads_are_the_cores_left_per_render_at_once(monkeypatch: pytest.MonkeyPatch):
+    """Every render thread of every worker busy: no more libvips threads than cores in all."""
+    monkeypatch.delenv("VIPS_CONCURRENCY", raising=False)
+    monkeypatch.setattr(runtime, "cpu_count", lambda: 8)
+    before = pyvips.concurrency_get()
+    try:
+        assert runtime.share_cores(2) == 4  # one worker of two render threads on 8 cores
+        assert runtime.share_cores(8) == 1  # four workers of two
+        assert runtime.share_cores(16) == 1  # never none
+        monkeypatch.setenv("VIPS_CONCURRENCY", "3")
+        pyvips.concurrency_set(3)
+        assert runtime.share_cores(8) == 3  # the operator's setting wins
     finally:
         pyvips.concurrency_set(before)
