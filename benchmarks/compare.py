@@ -10,10 +10,12 @@ installed) and an in-process libvips floor, on four workloads:
   hits     one rendition from the memory tier and from the disk tier, wrk -t2 -c64; nginx serving a
            static file of the same bytes is the ceiling
   quality  bytes at equal SSIMULACRA2 (needs `pip install ssimulacra2`): each 800w rendition from
-           thumbor, scored against thumbor's own lossless output, and ours at the quality that
-           reaches thumbor's score, scored against our lossless output
+           thumbor, and ours at the quality that reaches thumbor's score (after its upgrade), both
+           scored against one neutral reference (the master reduced with Lanczos3)
+  big      (not in the default set) 16 concurrent first touches of 20 MP masters (5480x3650 JPEG,
+           distinct bytes), 800w WebP: the peak RSS of all the server's processes (goal: 600 MB)
 
-    .venv/bin/python benchmarks/compare.py [--workloads first,burst,hits,quality] [--duration 20]
+    .venv/bin/python benchmarks/compare.py [--workloads first,burst,hits,quality,big] [--duration 20]
         [--peers thumbor,ipx] [--json FILE]
 
 Without ../shared/peers (or before its install_all.sh has run) the peers are skipped with a note
@@ -327,6 +329,18 @@ def make_masters(folder: Path, photos: list[Path], copies: int) -> list[str]:
     hit = PEERS / "images" / "hit_50k.jpg"
     if hit.is_file():
         shutil.copy(hit, folder / "hit_50k.jpg")  # ipx's start script waits for it
+    return names
+
+
+def make_big_masters(folder: Path, photo: Path, copies: int) -> list[str]:
+    """`copies` distinct-bytes 20 MP JPEG q90 masters (5480x3650) made from `photo`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = pyvips.Image.new_from_file(str(photo))
+    data = image.resize(5480 / image.width, vscale=3650 / image.height, kernel="lanczos3").jpegsave_buffer(Q=90)
+    names = []
+    for n in range(copies):
+        names.append(f"big{n:04d}.jpg")
+        (folder / names[-1]).write_bytes(unique_copy(data, n))
     return names
 
 
@@ -672,6 +686,22 @@ def main() -> int:
             # nginx needs only ../shared/peers and the system nginx, not the other peers' installs.
             nginx_there = (PEERS_DIR / "start_nginx.sh").is_file() and shutil.which("nginx") is not None
             hit = hits(masters_dir, masters, work, with_nginx=nginx_there)
+        if "big" in workloads:
+            big = make_big_masters(masters_dir, photos[0], 10 * CONCURRENCY)
+            edge = start_edge(masters_dir, work)
+            try:
+                it = iter(big)
+                unit = run_unit(
+                    edge,
+                    "big",
+                    "800w webp, 20 MP masters",
+                    lambda: (lambda n: edge.url(n, 800, "webp", 80) if n else None)(next(it, None)),
+                    args.duration,
+                )
+            finally:
+                edge.stop()
+            print(f"  peak RSS of all the server's processes: {unit.peak_rss_mb:.0f} MB (goal 600)")
+            units.append(unit)
         if "quality" in workloads:
             print("\nBytes at equal SSIMULACRA2:")
             edge = start_edge(masters_dir, work)
