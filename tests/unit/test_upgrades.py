@@ -175,3 +175,16 @@ def test_upgrades_off_makes_every_rendition_final_at_once(tmp_path: Path):
             assert r.headers["cache-control"] == IMMUTABLE and "provisional" not in r.headers["etag"]
     finally:
         stop_app(server)
+
+
+def test_a_range_of_the_fast_encode_is_validated_by_its_own_etag(app: InProcess):
+    url = versioned(app, w=440)
+    with busy(app):
+        fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
+        part = app.get(url, headers={"Accept": WEBP_ACCEPT, "Range": "bytes=0-99", "If-Range": fast.headers["etag"]})
+        assert part.status_code == 206 and part.content == fast.content[:100]
+        assert part.headers["etag"] == fast.headers["etag"]
+    final = until_final(app, url, WEBP_ACCEPT)
+    # The bytes changed: a range against the fast encode's ETag gets the whole new rendition.
+    stale = app.get(url, headers={"Accept": WEBP_ACCEPT, "Range": "bytes=0-99", "If-Range": fast.headers["etag"]})
+    assert stale.status_code == 200 and stale.content == final.content
