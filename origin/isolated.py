@@ -46,12 +46,22 @@ def expensive(plan: Plan, master_format: str, megapixels: float) -> bool:
 
 
 def render_isolated(
-    data: bytes, plan: Plan, encode: EncodeSettings, metadata: bool, token: CancelToken, source_id: str
+    data: bytes,
+    plan: Plan,
+    encode: EncodeSettings,
+    metadata: bool,
+    token: CancelToken,
+    source_id: str,
+    thorough: bool = False,
 ) -> tuple[Rendition, Timings]:
-    """origin.pipeline.render in a child process; Cancelled (the child killed) once `token` is."""
+    """origin.pipeline.render in a child process; Cancelled (the child killed) once `token` is.
+    `thorough`: q=auto searched on the whole image (RenderTools.thorough, an upgrade's)."""
     receive, send = CONTEXT.Pipe(duplex=False)
     child = CONTEXT.Process(
-        target=_child, args=(send, data, plan, encode, metadata, source_id), name="isolated-render", daemon=True
+        target=_child,
+        args=(send, data, plan, encode, metadata, source_id, thorough),
+        name="isolated-render",
+        daemon=True,
     )
     child.start()
     send.close()
@@ -83,10 +93,12 @@ def _died(child: Any) -> Problem:
     return Problem(422, f"rendition could not be made: its renderer process died ({child.exitcode})")
 
 
-def _child(send: Connection, data: bytes, plan: Plan, encode: EncodeSettings, metadata: bool, source_id: str) -> None:
+def _child(
+    send: Connection, data: bytes, plan: Plan, encode: EncodeSettings, metadata: bool, source_id: str, thorough: bool
+) -> None:
     run_in_background()  # as nice as the render threads: hits and /healthz come first
     decoded = IntermediateCache(SHARED_DECODE_BYTES) if plan.decode_at else None  # the pixels a thread makes
-    tools = RenderTools(encode, decoded=decoded, metadata=metadata)
+    tools = RenderTools(encode, decoded=decoded, metadata=metadata, thorough=thorough)
     try:
         rendition, timings = render(data, plan, tools, None, source_id)
         send.send(("ok", rendition, dict(timings), timings.notes))

@@ -242,7 +242,9 @@ class Renderer:
             verified = time.perf_counter() - started
             plan, version = job.plan, job.record.version
             if expensive(plan, job.record.header.format, self.isolate_megapixels):
-                rendition, timings = render_isolated(data, plan, tools.encode, tools.metadata, token, version)
+                rendition, timings = render_isolated(
+                    data, plan, tools.encode, tools.metadata, token, version, tools.thorough
+                )
             else:
                 rendition, timings = render(data, plan, tools, token, version)
             if provisional:

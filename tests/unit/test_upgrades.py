@@ -5,6 +5,7 @@ browser and a CDN see it: headers, revalidation, bytes, and a restart in between
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +15,13 @@ import pytest
 
 from edge.caches.memory import MemoryTier
 from edge.caches.tiered import TieredCache
+from origin.core.concurrency import CancelToken
 from origin.core.rendition import Rendition
+from origin.core.request import RenditionOptions
 from origin.imaging.ssimulacra2 import Reference, rgb_array
+from origin.isolated import render_isolated
 from origin.masters.index import version_hash
-from tests.support.app import InProcess, start_app, stop_app
+from tests.support.app import InProcess, in_process, start_app, stop_app
 from tests.support.corpus import AVIF_ACCEPT, WEBP_ACCEPT
 from tests.support.images import decode, mean_abs_diff, sniff
 from tests.support.metrics import scrape, value
@@ -151,9 +155,17 @@ def test_a_provisional_entry_near_the_user_gives_way_to_a_final_one_farther_away
     asyncio.run(scenario())
 
 
-def test_q_auto_is_searched_on_the_whole_image_by_its_upgrade(app: InProcess):
+@pytest.mark.parametrize("isolated", [False, True], ids=["in a thread", "in the killable child"])
+def test_q_auto_is_searched_on_the_whole_image_by_its_upgrade(tmp_path: Path, isolated: bool):
     """A q=auto rendition larger than its search's sample: the fast one's quality comes from tiles,
-    the upgrade's from the whole image, and the upgrade lands on the target."""
+    the upgrade's from the whole image, and the upgrade lands on the target; also where renders
+    this big run in a child process (server.isolate_megapixels)."""
+    env = {**UPGRADES_ON, **({"EDGE_SERVER_ISOLATE_MEGAPIXELS": "0.2"} if isolated else {})}
+    with in_process(tmp_path, env) as app:
+        check_q_auto_upgrade(app)
+
+
+def check_q_auto_upgrade(app: InProcess) -> None:
     target = app.config.formats.auto_target
     url = versioned(app, w=600, q="auto", fm="jpeg")  # 600x400: more pixels than a sample holds
     with busy(app):
@@ -188,3 +200,18 @@ def test_a_range_of_the_fast_encode_is_validated_by_its_own_etag(app: InProcess)
     # The bytes changed: a range against the fast encode's ETag gets the whole new rendition.
     stale = app.get(url, headers={"Accept": WEBP_ACCEPT, "Range": "bytes=0-99", "If-Range": fast.headers["etag"]})
     assert stale.status_code == 200 and stale.content == final.content
+
+
+def test_the_killable_child_searches_the_whole_image_when_the_upgrade_asks(app: InProcess):
+    """rocket at 600 px, q=auto JPEG: its sample and the whole image ask for different qualities,
+    so the search the child ran shows in the quality it chose."""
+    record = app.run(app.services.masters.lookup("rocket_640x427.jpg"))
+    renderer = app.services.renditions.renderer
+    job = renderer.job(record, RenditionOptions(w=600, q="auto", fm="jpeg"), "jpeg")
+    data = (app.masters / "rocket_640x427.jpg").read_bytes()
+    chosen = {}
+    for thorough in (False, True):
+        _, timings = render_isolated(data, job.plan, renderer.tools.encode, True, CancelToken(), "", thorough)
+        chosen[thorough] = timings.notes["search"]
+    sampled, whole = (re.search(r" q=(\d+) ", chosen[t]) for t in (False, True))
+    assert sampled and whole and sampled.group(1) != whole.group(1), chosen
