@@ -41,9 +41,12 @@ def until_expiry(value: str, exp: int | None, now: float) -> str:
     seconds left, never `immutable`, no `stale-while-revalidate` (it would serve past expiry)."""
     if exp is None:
         return value
-    left = max(0, exp - int(now))
-    ages = [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
-    return f"public, max-age={min([left, *ages])}"
+    return f"public, max-age={min([max(0, exp - int(now)), *_max_ages(value)])}"
+
+
+def _max_ages(value: str) -> list[int]:
+    """The max-age values of a Cache-Control value (none or one, in what this server writes)."""
+    return [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
 
 
 def bearer_matches(authorization: str, token: str) -> bool:
@@ -56,8 +59,7 @@ def bearer_matches(authorization: str, token: str) -> bool:
 def provisional(value: str) -> str:
     """The Cache-Control of a provisional rendition (edge.upgrades) that would otherwise get
     `value`: never longer than PROVISIONAL_MAX_AGE, never `immutable`."""
-    ages = [int(part.split("=", 1)[1]) for part in value.replace(" ", "").split(",") if part.startswith("max-age=")]
-    return f"public, max-age={min([PROVISIONAL_MAX_AGE, *ages])}"
+    return f"public, max-age={min([PROVISIONAL_MAX_AGE, *_max_ages(value)])}"
 
 
 def strong_etag(rendition_key: str) -> str:

@@ -159,13 +159,14 @@ class RenditionService:
             return Outcome(made.rendition, lookups, made.timings, interim=True)
         unstored = await self._store(job.key, made)
         self._made(job, made)
-        if made.rendition.provisional:
-            self.upgrades.want(job)
         return Outcome(made.rendition, lookups, made.timings, stored=True, unstored=unstored)
 
     def _made(self, job: Job, made: Made) -> None:
+        """Count and log a rendition just made; a provisional one waits for its upgrade."""
         self.metrics.observe_render(made.rendition.format, made.timings, made.rendition.upscale)
         record_render(job, made)
+        if made.rendition.provisional:
+            self.upgrades.want(job)
 
     async def _store(self, key: str, made: Made) -> tuple[str, ...]:
         unstored = await self.cache.put(key, made.rendition)
@@ -184,8 +185,6 @@ class RenditionService:
                 upgraded = await upgrade()
                 await self._store(key, upgraded)
                 self._made(job, upgraded)
-                if upgraded.rendition.provisional:
-                    self.upgrades.want(job)
             except Exception as error:  # the stand-in keeps serving; the next miss tries again
                 self.metrics.superres_fallbacks.labels("error").inc()
                 log.warning("super-resolution upgrade failed: %s", error)

@@ -136,20 +136,12 @@ class ImagesFirst:
             # A Lanczos stand-in while a model makes the real one: no shared cache may keep it, and a
             # browser asks again (its ETag will not match) and gets the upgrade once it exists.
             served_etag = strong_etag(job.key + "-interim")
-            headers = [
-                (b"etag", served_etag.encode()),
-                (b"cache-control", b"private, no-cache"),
-                *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
-            ]
+            headers = revalidated(fixed, served_etag, "private, no-cache")
         elif rendition.provisional:
             # A fast encode until its better one replaces it (edge.upgrades): cacheable for a
             # minute under an ETag of its own, so a revalidation then gets the better bytes.
             served_etag = strong_etag(job.key + "-provisional")
-            headers = [
-                (b"etag", served_etag.encode()),
-                (b"cache-control", provisional(dict(fixed)[b"cache-control"].decode()).encode()),
-                *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
-            ]
+            headers = revalidated(fixed, served_etag, provisional(dict(fixed)[b"cache-control"].decode()))
             if conditions is not NONE and precondition(conditions, served_etag, modified) == 304:
                 return 304, headers, b""
         else:
@@ -194,6 +186,15 @@ class ImagesFirst:
             ]
             self._fixed[(key, state, vary, modified)] = made
         return made
+
+
+def revalidated(fixed: list[Header], etag: str, cache_control: str) -> list[Header]:
+    """`fixed` with another ETag and Cache-Control: a rendition that is not the final one."""
+    return [
+        (b"etag", etag.encode()),
+        (b"cache-control", cache_control.encode()),
+        *(h for h in fixed if h[0] not in (b"etag", b"cache-control")),
+    ]
 
 
 def asking_for_hints(send: Send) -> Send:

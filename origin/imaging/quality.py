@@ -88,7 +88,10 @@ class Search:
 
 def sampled(width: int, height: int, fmt: str) -> bool:
     """Whether a search for a `fmt` image this big scores a sample rather than the whole image."""
-    grid = GRIDS.get(fmt, GRID)
+    return _sampled_at(width, height, GRIDS.get(fmt, GRID))
+
+
+def _sampled_at(width: int, height: int, grid: int) -> bool:
     return width * height > WHOLE_UP_TO and width >= grid * TILE and height >= grid * TILE
 
 
@@ -97,7 +100,7 @@ def sample(image: pyvips.Image, grid: int = GRID) -> pyvips.Image:
     full scale from the middle of each cell, their corners on 16 px (JPEG's and WebP's block grid).
     (Choosing the cells by local detail instead, to match the whole image's mix of flat and busy
     areas, was tried: no closer after the bias correction, and 15 CPU-ms more at 1280 px.)"""
-    if image.width * image.height <= WHOLE_UP_TO or image.width < grid * TILE or image.height < grid * TILE:
+    if not _sampled_at(image.width, image.height, grid):
         return image
     tiles = []
     for row in range(grid):
