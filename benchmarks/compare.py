@@ -13,7 +13,7 @@ installed) and an in-process libvips floor, on four workloads:
            thumbor, and ours at the quality that reaches thumbor's score (after its upgrade), both
            scored against one neutral reference (the master reduced with Lanczos3)
   big      (not in the default set) 16 concurrent first touches of 20 MP masters (5480x3650 JPEG,
-           distinct bytes), 800w WebP: the peak RSS of all the server's processes (goal: 600 MB)
+           distinct bytes), 800w WebP or `--big W:FMT,...`: the peak RSS of all the server's processes (goal: 600 MB)
 
     .venv/bin/python benchmarks/compare.py [--workloads first,burst,hits,quality,big] [--duration 20]
         [--peers thumbor,ipx] [--json FILE]
@@ -625,6 +625,7 @@ def main() -> int:
     ap.add_argument("--peers", default="thumbor,ipx", help="peers to run when installed (default thumbor,ipx)")
     ap.add_argument("--copies", type=int, default=150, help="distinct-bytes copies of each master (default 150)")
     ap.add_argument("--first", help="first-touch renditions, e.g. 800:jpeg,320:avif (default: all six)")
+    ap.add_argument("--big", default="800:webp", help="renditions of the big workload, e.g. 800:webp,320:jpeg")
     ap.add_argument("--edge-env", action="append", default=[], metavar="NAME=VALUE", help="configure the server")
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
@@ -688,20 +689,23 @@ def main() -> int:
             hit = hits(masters_dir, masters, work, with_nginx=nginx_there)
         if "big" in workloads:
             big = make_big_masters(masters_dir, photos[0], 10 * CONCURRENCY)
-            edge = start_edge(masters_dir, work)
-            try:
-                it = iter(big)
-                unit = run_unit(
-                    edge,
-                    "big",
-                    "800w webp, 20 MP masters",
-                    lambda: (lambda n: edge.url(n, 800, "webp", 80) if n else None)(next(it, None)),
-                    args.duration,
-                )
-            finally:
-                edge.stop()
-            print(f"  peak RSS of all the server's processes: {unit.peak_rss_mb:.0f} MB (goal 600)")
-            units.append(unit)
+            peak = 0.0
+            for width, fmt in ((int(w), f) for w, f in (item.split(":") for item in args.big.split(","))):
+                edge = start_edge(masters_dir, work)  # cold caches and master index each time
+                try:
+                    it = iter(big)
+                    unit = run_unit(
+                        edge,
+                        "big",
+                        f"{width}w {fmt}, 20 MP masters",
+                        lambda it=it, width=width, fmt=fmt, edge=edge: _next_url(edge, it, width, fmt),
+                        args.duration,
+                    )
+                finally:
+                    edge.stop()
+                peak = max(peak, unit.peak_rss_mb)
+                units.append(unit)
+            print(f"  peak RSS of all the server's processes: {peak:.0f} MB (goal 600)")
         if "quality" in workloads:
             print("\nBytes at equal SSIMULACRA2:")
             edge = start_edge(masters_dir, work)

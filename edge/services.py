@@ -15,7 +15,6 @@ from cachetools import LRUCache
 
 from edge.caches.disk import DiskTier, SharedDiskTier
 from edge.caches.memory import MemoryTier
-from edge.caches.s3 import S3Tier
 from edge.caches.shared import PurgeLog, RenderLocks
 from edge.caches.tiered import Tier, TieredCache
 from edge.config import Config, ConfigError
@@ -33,7 +32,6 @@ from origin.masters.http import HttpMasterStore
 from origin.masters.index import MasterIndex
 from origin.masters.local import LocalMasterStore
 from origin.masters.routed import RoutedStore
-from origin.masters.s3 import S3MasterStore
 from origin.masters.store import MasterStore
 from origin.plan import plan_rendition
 from origin.pool import RenderPool
@@ -205,6 +203,8 @@ def master_store(config: Config) -> MasterStore:
     """A directory or s3://bucket/prefix, plus allowlisted http(s) URLs when `http.allow` names any."""
     primary: MasterStore
     if config.masters_in_s3:
+        from origin.masters.s3 import S3MasterStore  # aiobotocore: only where S3 is configured
+
         primary = S3MasterStore(config.server.masters, config.s3, config.limits.max_master_bytes)
     else:
         primary = LocalMasterStore(config.masters_dir)
@@ -225,6 +225,8 @@ def cache_tiers(config: Config, *, processes: int = 1) -> list[Tier]:
     elif c.disk_mb:
         tiers.append(DiskTier(c.disk_dir, c.disk_mb * 1024 * 1024))
     if c.s3_url:
+        from edge.caches.s3 import S3Tier  # aiobotocore: only where S3 is configured
+
         tiers.append(S3Tier(c.s3_url, config.s3))
     return tiers
 

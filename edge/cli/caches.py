@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 
 from edge.caches.disk import purge_files
-from edge.caches.s3 import S3Tier
 from edge.cdn import send_purge
 from edge.cli.commands import summary
 from edge.cli.common import add_common
@@ -59,6 +58,8 @@ def cmd_purge(args: argparse.Namespace, config: Config) -> int:
     if config.cache.disk_mb and disk.is_dir():  # never creates a cache directory where there is none
         print(f"edge-disk ({disk}): {purge_files(disk, prefix)} renditions removed")
     if config.cache.s3_url:
+        from edge.caches.s3 import S3Tier  # aiobotocore: only where S3 is configured
+
         tier = S3Tier(config.cache.s3_url, config.s3)
 
         async def purge_s3() -> int:

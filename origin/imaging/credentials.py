@@ -13,21 +13,37 @@ The SDK is an optional dependency (`pip install 'edge-image-cdn[c2pa]'`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from origin.core.formats import FORMATS
 from origin.core.provenance import ProvenanceSettings
 from origin.core.software import VERSION
 
-try:
-    import c2pa
-except ImportError:  # the optional extra is not installed: Credentials() says so
-    c2pa = None
+
+@functools.cache
+def _sdk() -> ModuleType | None:
+    """The C2PA SDK, imported when provenance first needs it (it adds 8 MB to every process that
+    imports it), or None when the optional extra is not installed."""
+    try:
+        import c2pa
+    except ImportError:
+        return None
+    return c2pa
+
+
+def _needed() -> ModuleType:
+    sdk = _sdk()
+    if sdk is None:
+        raise ValueError("c2pa = true needs the C2PA SDK: pip install 'edge-image-cdn[c2pa]' (c2pa-python)")
+    return sdk
+
 
 PARENT = "master"  # the parent ingredient's label, which `c2pa.opened` names
 ENHANCED = "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"
@@ -85,8 +101,7 @@ class Credentials:
     """Signs renditions' manifests with one certificate; safe to share between render threads."""
 
     def __init__(self, settings: ProvenanceSettings):
-        if c2pa is None:
-            raise ValueError("c2pa = true needs the C2PA SDK: pip install 'edge-image-cdn[c2pa]' (c2pa-python)")
+        _needed()
         self.settings = settings
         self._cert = _read(settings.cert, "cert")
         self._key = _read(settings.key, "key")
@@ -109,6 +124,7 @@ class Credentials:
             "format": mime,
             "assertions": [{"label": "c2pa.actions", "data": {"actions": actions(steps)}}],
         }
+        c2pa = _needed()
         context = c2pa.Context.from_dict(BUILDER_SETTINGS)
         with c2pa.Builder(manifest, context=context) as builder:
             parent = {"title": steps.title, "relationship": "parentOf", "label": PARENT}
@@ -120,6 +136,7 @@ class Credentials:
     def _signer(self) -> Any:
         signer = getattr(self._local, "signer", None)
         if signer is None:
+            c2pa = _needed()
             info = c2pa.C2paSignerInfo(
                 self.settings.alg.encode(), self._cert, self._key, self.settings.tsa_url.encode() or None
             )
@@ -132,6 +149,7 @@ class Credentials:
 
 def has_manifest(data: bytes, mime: str) -> bool:
     """Whether the bytes carry a C2PA manifest store the SDK can read (valid or not)."""
+    c2pa = _needed()
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data))
     except c2pa.C2paError:
@@ -147,6 +165,7 @@ def read_credentials(data: bytes, mime: str, trust_anchors: str = "") -> dict[st
     "ingredients"}, or None without one (or without the SDK). `state` is the SDK's: Trusted
     (valid, signed by one of `trust_anchors`, PEM), Valid (valid, signer not trusted here) or
     Invalid (a changed byte, a bad signature...)."""
+    c2pa = _sdk()
     if c2pa is None:
         return None
     settings: dict[str, Any] = {"verify": {"verify_trust": bool(trust_anchors)}}

@@ -74,3 +74,24 @@ def test_masters_check_reports_each_file_and_fails_when_some_cannot_be_served(tm
     assert out.stdout.splitlines()[-1] == "9 file(s): 1 servable, 8 not"
     ok = edge("masters", "check", "--masters", str(masters), f"z-{PHOTO}")
     assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "1 file(s): 1 servable, 0 not"
+
+
+def _loaded_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_worker_loads_onnxruntime_the_s3_client_and_the_c2pa_sdk_only_when_it_uses_them(tmp_path: Path):
+    """Each is ~8-40 MB in every worker process; a server on local masters that upscales nothing
+    carries none of them (their native libraries are what shows in the process's maps)."""
+    server = start_server(tmp_path, {"EDGE_SUPERRES_BUDGET_S": "120"})
+    try:
+        assert server.get(server.url(PHOTO, w=320)).status_code == 200
+        maps = _loaded_libraries(server.process.pid)
+        for library in ("onnxruntime", "aiohttp", "c2pa"):
+            assert library not in maps, library
+        # Pixels past the master's: the model runs, and onnxruntime is loaded for it.
+        upscaled = server.get(server.url("chelsea_cat_451x300.png", w=400, dpr=2, fm="png"), timeout=120)
+        assert upscaled.status_code == 200 and upscaled.headers["x-upscale"] not in ("none", "lanczos")
+        assert "onnxruntime" in _loaded_libraries(server.process.pid)
+    finally:
+        stop_server(server)
