@@ -55,6 +55,18 @@ def test_identical_images_score_100_and_worse_encodes_score_lower():
     assert scores == sorted(scores) and scores[0] < 50 < scores[-1]
 
 
+def test_a_reference_scores_each_candidate_the_same_whatever_it_scored_before():
+    """A Reference reuses its work arrays from one candidate to the next (including an odd-sized
+    image, whose smaller scales take the other path): nothing of one score leaks into the next."""
+    image = rendition("flower_640x427.jpg", 333)  # 333 x 222: odd widths at the third scale
+    reference = Reference(rgb_array(image))
+    candidates = [rgb_array(decoded(encode(image, "jpeg", q, SETTINGS))) for q in (15, 60, 95)]
+    first = [reference.score(c) for c in candidates]
+    again = [reference.score(c) for c in reversed(candidates)][::-1]
+    assert first == again and first == [Reference(rgb_array(image)).score(c) for c in candidates]
+    assert first == sorted(first)
+
+
 # Small renditions are their own sample; the 1920 px photo at 1280 is searched on tiles.
 CASES = [
     (name, width, fmt)
