@@ -27,7 +27,7 @@ from origin.imaging.ssimulacra2 import Reference, rgb_array
 
 # Names the search in rendition keys: a change to it (priors, sampling, ladders) changes which
 # quality q=auto picks, so bump this and every q=auto rendition is made afresh.
-SEARCH_VERSION = 2
+SEARCH_VERSION = 3  # 3: the scorer's opsin mix without BLAS (scores move by <= 0.0025)
 LOWEST, HIGHEST = 1, 100
 WHOLE_UP_TO = 160_000  # pixels: smaller images are their own sample
 # A larger one is sampled as GRID x GRID tiles of TILE px, GRID per format: 3 (384 x 384, six
