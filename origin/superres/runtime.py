@@ -21,12 +21,14 @@ pixels cannot bleed into visible ones. Scales the registry has no model for are 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -63,12 +65,17 @@ def onnxruntime_version() -> str:
 
 
 def cuda_listed() -> bool:
-    """Whether onnxruntime lists the CUDA provider. Only its GPU build (the onnxruntime-gpu
-    distribution) can, so without it the answer costs no import."""
-    try:
-        importlib.metadata.distribution("onnxruntime-gpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
+    """Whether onnxruntime lists the CUDA provider. Only a build that ships the CUDA provider's
+    library can (onnxruntime-gpu, or one built from source), so without it the answer costs no
+    import."""
+    spec = importlib.util.find_spec("onnxruntime")
+    folders = spec.submodule_search_locations if spec is not None else None
+    shipped = any(any((Path(f) / "capi").glob("*onnxruntime_providers_cuda*")) for f in folders or ())
+    if not shipped:
+        try:
+            importlib.metadata.distribution("onnxruntime-gpu")
+        except importlib.metadata.PackageNotFoundError:
+            return False
     return CUDA in onnxruntime().get_available_providers()
 
 
