@@ -17,6 +17,8 @@ trial encodes of a sample of the image.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyvips
 
@@ -87,7 +89,7 @@ class Reference:
         # Per scale: xyb, its blurred mean, its variance, and 1 + |xyb - mean| (the ringing and
         # blurring ratio's denominator).
         self._scales: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        for linear in _pyramid(_linear(rgb)):
+        for linear in self._work.levels(rgb):
             xyb = _xyb(linear, np.empty_like(linear), self._work)
             mu1 = _blur(xyb, np.empty_like(xyb), self._work)
             s11 = _blur(xyb * xyb, np.empty_like(xyb), self._work)
@@ -101,12 +103,10 @@ class Reference:
                 f"distorted image is {rgb.shape[1]}x{rgb.shape[0]}, reference {self.shape[1]}x{self.shape[0]}"
             )
         work = self._work
-        linear = work.linear_of(rgb)
-        per_scale = []
-        for n, scale in enumerate(self._scales):
-            if n:
-                linear = work.half(linear, "level1" if n % 2 else "level0")
-            per_scale.append(_compare(*scale, _xyb(linear, work.view("xyb", linear.shape), work), work))
+        per_scale = [
+            _compare(*scale, _xyb(linear, work.view("xyb", linear.shape), work), work)
+            for scale, linear in zip(self._scales, work.levels(rgb), strict=True)
+        ]
         # libjxl's order: channel, then scale, then norm; for each, SSIM, ringing, blurring.
         features: list[float] = []
         for c in range(3):
@@ -139,36 +139,21 @@ class _Work:
     def wide(self, c: int, h: int, w: int) -> np.ndarray:
         return self._wide[: c * h * (w + 2 * _RADIUS)].reshape(c, h, w + 2 * _RADIUS)
 
-    def linear_of(self, rgb: np.ndarray) -> np.ndarray:
-        """_linear(rgb), in a work array."""
+    def levels(self, rgb: np.ndarray) -> Iterator[np.ndarray]:
+        """An H x W x 3 uint8 image as linear light, channels first (3 x H x W), at up to six
+        scales, halving each time while at least 8 pixels each way. Each level is a work array,
+        good until the one after next."""
         index = self._lut_index
         index[...] = rgb.transpose(2, 0, 1)
         # mode="clip" (uint8 cannot be out of range): with the default, numpy buffers `out`.
-        return np.take(_SRGB_TO_LINEAR, index, out=self.view("level0", index.shape), mode="clip")
-
-    def half(self, image: np.ndarray, level: str) -> np.ndarray:
-        """_half(image), into the work array `level` (the other level's, not `image`'s)."""
-        _, h, w = image.shape
-        if h % 2 or w % 2:  # odd sizes: rare, and small by then
-            halved = _half(image)
-            out = self.view(level, halved.shape)
-            out[...] = halved
-            return out
-        out = self.view(level, (3, h // 2, w // 2))
-        np.add(image[:, 0::2, 0::2], image[:, 1::2, 0::2], out=out)
-        out += image[:, 0::2, 1::2]
-        out += image[:, 1::2, 1::2]
-        out *= 0.25
-        return out
-
-
-def _pyramid(linear: np.ndarray) -> list[np.ndarray]:
-    """The image at up to six scales, halving each time, while at least 8 pixels each way."""
-    levels: list[np.ndarray] = []
-    while len(levels) < _SCALES and linear.shape[1] >= 8 and linear.shape[2] >= 8:
-        levels.append(linear)
-        linear = _half(linear)
-    return levels
+        linear = np.take(_SRGB_TO_LINEAR, index, out=self.view("level0", index.shape), mode="clip")
+        for n in range(_SCALES):
+            if n:
+                _, h, w = linear.shape
+                linear = _half(linear, self.view("level1" if n % 2 else "level0", (3, (h + 1) // 2, (w + 1) // 2)))
+            if linear.shape[1] < 8 or linear.shape[2] < 8:
+                return
+            yield linear
 
 
 def rgb_array(image: pyvips.Image) -> np.ndarray:
@@ -189,19 +174,18 @@ _SRGB_TO_LINEAR = np.where((v := np.arange(256) / 255.0) <= 0.04045, v / 12.92, 
 )
 
 
-def _linear(rgb: np.ndarray) -> np.ndarray:
-    """Linear light, channels first (3 x H x W): each channel contiguous for the blurs and sums."""
-    return _SRGB_TO_LINEAR[np.ascontiguousarray(rgb.transpose(2, 0, 1))]
-
-
-def _half(image: np.ndarray) -> np.ndarray:
-    """2x2 box average; an odd last row or column is averaged with itself (as libjxl does)."""
+def _half(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """2x2 box average into `out`; an odd last row or column is averaged with itself (as libjxl does)."""
     _, h, w = image.shape
-    if h % 2:
+    if h % 2:  # odd sizes: rare, and small by then
         image = np.concatenate([image, image[:, -1:]], axis=1)
     if w % 2:
         image = np.concatenate([image, image[:, :, -1:]], axis=2)
-    return 0.25 * (image[:, 0::2, 0::2] + image[:, 1::2, 0::2] + image[:, 0::2, 1::2] + image[:, 1::2, 1::2])
+    np.add(image[:, 0::2, 0::2], image[:, 1::2, 0::2], out=out)
+    out += image[:, 0::2, 1::2]
+    out += image[:, 1::2, 1::2]
+    out *= 0.25
+    return out
 
 
 def _xyb(linear: np.ndarray, out: np.ndarray, work: _Work) -> np.ndarray:
