@@ -618,6 +618,11 @@ def report(units: list[Unit], hit: dict[str, float], quality_rows: list[dict[str
                 print(f"  {fmt}: {statistics.median(ratios):.2f}")
 
 
+def renditions_of(spec: str) -> list[tuple[int, str]]:
+    """`800:jpeg,320:avif` -> [(800, "jpeg"), (320, "avif")] (--first, --big)."""
+    return [(int(w), f) for w, f in (item.split(":") for item in spec.split(","))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workloads", default="first,burst,hits,quality")
@@ -630,7 +635,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
     if args.first:
-        FIRST_TOUCH[:] = [(int(w), f) for w, f in (item.split(":") for item in args.first.split(","))]
+        FIRST_TOUCH[:] = renditions_of(args.first)
     EDGE_ENV.update(item.split("=", 1) for item in args.edge_env)
     workloads = set(args.workloads.split(","))
     info = machine()
@@ -690,7 +695,7 @@ def main() -> int:
         if "big" in workloads:
             big = make_big_masters(masters_dir, photos[0], 10 * CONCURRENCY)
             peak = 0.0
-            for width, fmt in ((int(w), f) for w, f in (item.split(":") for item in args.big.split(","))):
+            for width, fmt in renditions_of(args.big):
                 edge = start_edge(masters_dir, work)  # cold caches and master index each time
                 try:
                     it = iter(big)

@@ -20,7 +20,6 @@ pixels cannot bleed into visible ones. Scales the registry has no model for are 
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import logging
 import math
@@ -70,12 +69,8 @@ def cuda_listed() -> bool:
     import."""
     spec = importlib.util.find_spec("onnxruntime")
     folders = spec.submodule_search_locations if spec is not None else None
-    shipped = any(any((Path(f) / "capi").glob("*onnxruntime_providers_cuda*")) for f in folders or ())
-    if not shipped:
-        try:
-            importlib.metadata.distribution("onnxruntime-gpu")
-        except importlib.metadata.PackageNotFoundError:
-            return False
+    if not any(any((Path(f) / "capi").glob("*onnxruntime_providers_cuda*")) for f in folders or ()):
+        return False
     return CUDA in onnxruntime().get_available_providers()
 
 
@@ -124,9 +119,9 @@ class Upscaler:
         self.tile = tile
         self.on_load = on_load  # (model label, provider it really got): for metrics
         wanted_cuda = use_cuda and cuda_listed()
+        # onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as NVIDIA's wheels: load them from
+        # there before the first session (a CUDA base image has them on the library path anyway).
         if wanted_cuda and hasattr(onnxruntime(), "preload_dlls"):
-            # onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as NVIDIA's wheels: load them from
-            # there before the first session (a CUDA base image has them on the library path anyway).
             onnxruntime().preload_dlls()
         self._requested = [CUDA, CPU] if wanted_cuda else [CPU]
         self._device: str | None = None if wanted_cuda else "cpu"  # CUDA is confirmed by a session
