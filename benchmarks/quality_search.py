@@ -54,7 +54,9 @@ def cpu(fn):  # noqa: ANN001, ANN201
 DOWNSCALE = 0
 
 
-def search_downscaled(image: pyvips.Image, fmt: str, target: float, settings: EncodeSettings) -> quality.Search:
+def search_downscaled(
+    image: pyvips.Image, fmt: str, target: float, settings: EncodeSettings, enlarged: bool = False
+) -> quality.Search:
     """The alternative the module docstring rejects: search on a downscale (whole, no tiles)."""
     small = image.thumbnail_image(DOWNSCALE) if image.width > DOWNSCALE else image
     saved, quality.WHOLE_UP_TO = quality.WHOLE_UP_TO, 10**9
@@ -135,6 +137,7 @@ def main() -> int:
     for path in files:
         for width in widths:
             image = pyvips.Image.thumbnail(str(path), width).copy_memory()
+            enlarged = image.width > pyvips.Image.new_from_file(str(path)).width  # searched whole
             reference = Reference(rgb_array(image))
             for fmt in formats:
                 for target in targets:
@@ -143,14 +146,14 @@ def main() -> int:
                         better = settings.upgraded(fmt) or settings
                         search, search_ms = cpu(lambda: find(image, fmt, target, better, whole=True))  # noqa: B023
                     else:
-                        search, search_ms = cpu(lambda: find(image, fmt, target, settings))  # noqa: B023
+                        search, search_ms = cpu(lambda: find(image, fmt, target, settings, enlarged=enlarged))  # noqa: B023
                     data, encode_ms = cpu(lambda: encode(image, fmt, search.quality, search.settings))  # noqa: B023
                     got = score_of(reference, data)
                     errors[fmt].append(got - target)
                     ratios[fmt].append(search_ms / max(encode_ms, 0.01))
                     trials[fmt].append(search.encodes)
                     grid = quality.GRIDS.get(fmt, quality.GRID)
-                    if quality.sample(image, grid) is not image:
+                    if not enlarged and quality.sample(image, grid) is not image:
                         sampled[fmt].append((target, quality.sample_scale(image, grid), got - target))
                     print(
                         f"  {path.name[:24]:24} {image.width:5}x{image.height:<5} {fmt:4} target {target:4.0f}: "

@@ -248,7 +248,13 @@ def encode_planned(state: RenderState) -> bytes:
     started = time.perf_counter()
     if plan.quality_target is not None and not plan.animated:
         search = auto_quality(
-            state.image, plan.format, plan.quality_target, settings, plan.quality, whole=state.tools.thorough
+            state.image,
+            plan.format,
+            plan.quality_target,
+            settings,
+            plan.quality,
+            whole=state.tools.thorough,
+            enlarged=plan.upscale != "none",
         )
         quality, settings = search.quality, search.settings
         state.timings["search"] = time.perf_counter() - started

@@ -97,7 +97,9 @@ def has_upgrade(plan: Plan, encode: EncodeSettings) -> bool:
     """Whether a rendition is first made fast and provisional, then again better while the server
     is idle: its format has upgrade settings, or q=auto chose its quality from a sample."""
     searched = encode.upgrades and plan.quality_target is not None and not plan.animated
-    return encode.upgraded(plan.format) is not None or (searched and sampled(plan.target_w, plan.target_h, plan.format))
+    return encode.upgraded(plan.format) is not None or (
+        searched and sampled(plan.target_w, plan.target_h, plan.format, enlarged=plan.upscale != "none")
+    )
 
 
 class Renderer:

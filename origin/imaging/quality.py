@@ -27,9 +27,12 @@ from origin.imaging.ssimulacra2 import Reference, rgb_array
 
 # Names the search in rendition keys: a change to it (priors, sampling, ladders) changes which
 # quality q=auto picks, so bump this and every q=auto rendition is made afresh.
-SEARCH_VERSION = 3  # 3: the scorer's opsin mix without BLAS (scores move by <= 0.0025)
+SEARCH_VERSION = 4  # 4: enlargements searched whole; 3: the scorer's opsin mix without BLAS
 LOWEST, HIGHEST = 1, 100
 WHOLE_UP_TO = 160_000  # pixels: smaller images are their own sample
+# An enlargement this big or smaller is searched whole (see `sampled`): 0.1-0.7 CPU-s at 1280 x
+# 854, several times a sampled search, on renditions that are rare and already pay for their pixels.
+ENLARGED_WHOLE_UP_TO = 1_300_000
 # A larger one is sampled as GRID x GRID tiles of TILE px, GRID per format: 3 (384 x 384, six
 # scales) where an encode is cheap next to scoring, 2 (256 x 256) for AVIF, whose encode is not:
 # a larger sample only landed JPEG and WebP closer (benchmarks/quality_search.py --grid).
@@ -86,8 +89,13 @@ class Search:
         return f"q={self.quality}{score} encodes={self.encodes}"
 
 
-def sampled(width: int, height: int, fmt: str) -> bool:
-    """Whether a search for a `fmt` image this big scores a sample rather than the whole image."""
+def sampled(width: int, height: int, fmt: str, enlarged: bool = False) -> bool:
+    """Whether a search for a `fmt` image this big scores a sample rather than the whole image.
+    Not for an enlargement up to ENLARGED_WHOLE_UP_TO: tiles of interpolated pixels predicted
+    its whole encode up to 10 points off (AVIF too high, JPEG and WebP too low), the whole image
+    lands within 1 (benchmarks/quality_search.py, the corpus' 640 px photos at 800 and 1280)."""
+    if enlarged and width * height <= ENLARGED_WHOLE_UP_TO:
+        return False
     return _sampled_at(width, height, GRIDS.get(fmt, GRID))
 
 
@@ -123,13 +131,15 @@ def auto_quality(
     settings: EncodeSettings,
     highest: int = HIGHEST,
     whole: bool = False,
+    enlarged: bool = False,
 ) -> Search:
     """The quality (and chroma variant) whose encode of `image` should score `target`
     (SSIMULACRA2), from trial encodes of its sample (of all of it, when `whole`: several times
-    the CPU on a large image, for the background upgrade); at most `highest`."""
+    the CPU on a large image, for the background upgrade; or when `image` is `enlarged` from its
+    master, see `sampled`); at most `highest`."""
     started = time.perf_counter()
     grid = GRIDS.get(fmt, GRID)
-    probe = image if whole else sample(image, grid)
+    probe = sample(image, grid) if not whole and sampled(image.width, image.height, fmt, enlarged) else image
     if probe is not image:
         a, b, c = SAMPLE_BIAS.get(fmt, (0.0, 0.0, 0.0))
         target -= a + b * (target - 70) + c * sample_scale(image, grid)

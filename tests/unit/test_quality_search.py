@@ -107,6 +107,21 @@ def test_the_upgrades_whole_image_search_lands_where_the_sample_missed(name: str
     assert abs(got - target) <= 3, f"{fmt} whole: q={search.quality} scored {got:.1f}, target {target}"
 
 
+def test_an_enlargement_is_searched_on_the_whole_image():
+    """rocket (640 px) enlarged to 1280: tiles of its interpolated pixels ask AVIF for 6 points
+    more than the whole encode gives; an enlargement is searched whole and lands on the target."""
+    image = rendition("rocket_640x427.jpg", 1280)
+    assert quality.sampled(image.width, image.height, "avif")
+    assert not quality.sampled(image.width, image.height, "avif", enlarged=True)
+    reference = Reference(rgb_array(image))
+    for target in (60.0, 70.0):
+        search = quality.auto_quality(image, "avif", target, SETTINGS, enlarged=True)
+        got = reference.score(rgb_array(decoded(encode(image, "avif", search.quality, search.settings))))
+        assert abs(got - target) <= 3, f"enlarged avif: q={search.quality} scored {got:.1f}, target {target}"
+    # A large enlargement keeps the sample: a whole search of it would cost seconds on the request path.
+    assert quality.sampled(2560, 1708, "avif", enlarged=True)
+
+
 def test_a_higher_target_never_picks_a_lower_quality():
     image = rendition("flower_640x427.jpg", 480)
     chosen = [quality.auto_quality(image, "jpeg", t, SETTINGS).quality for t in (50.0, 65.0, 80.0)]

@@ -179,6 +179,16 @@ def check_q_auto_upgrade(app: InProcess) -> None:
     assert value(scrape(app), "edge_encode_upgrades_total", format="jpeg", result="better") == 1
 
 
+def test_an_enlarged_q_auto_rendition_is_searched_whole_and_final_at_once(app: InProcess):
+    """flower (640 px) at 960: no sample to correct later, so no provisional answer."""
+    url = versioned(app, w=960, q="auto", fm="jpeg")
+    r = app.get(url)
+    assert r.status_code == 200 and r.headers["x-upscale"] != "none"  # the model, or Lanczos
+    assert r.headers["cache-control"] == IMMUTABLE and "provisional" not in r.headers["etag"]
+    lossless = Reference(rgb_array(decode(app.get(versioned(app, w=960, fm="png")).content)))
+    assert abs(lossless.score(rgb_array(decode(r.content))) - app.config.formats.auto_target) <= 3.0
+
+
 def test_upgrades_off_makes_every_rendition_final_at_once(tmp_path: Path):
     server = start_app(tmp_path, {"EDGE_ENCODE_UPGRADES": "false"})
     try:
