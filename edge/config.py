@@ -82,6 +82,11 @@ class ServerConfig:
     log_format: str = "auto"
     # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
     master_stat_ttl_s: float = 1.0
+    # A provisional rendition (README "Upgrades") is upgraded when the render pool is idle; on a
+    # server that never is, once it has waited this long (0: only when idle), with upgrades made
+    # under load taking at most upgrade_under_load_share of a render thread's time.
+    upgrade_under_load_after_s: float = 30.0
+    upgrade_under_load_share: float = 0.1
 
     def __post_init__(self) -> None:
         checks = [
@@ -102,6 +107,8 @@ class ServerConfig:
             ),
             (self.timeout_memory_s >= 0, "timeout_memory_s must be 0 (off) or more"),
             (self.retry_after_s >= 0, "retry_after_s must be 0 or more"),
+            (self.upgrade_under_load_after_s >= 0, "upgrade_under_load_after_s must be 0 (only when idle) or more"),
+            (0 < self.upgrade_under_load_share <= 1, "upgrade_under_load_share must be more than 0 and at most 1"),
         ]
         _check(checks)
         if self.masters.startswith("s3://"):

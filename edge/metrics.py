@@ -94,9 +94,10 @@ class Metrics:
         )
         self.encode_upgrades = Counter(
             "edge_encode_upgrades_total",
-            "Provisional renditions given their better encode while idle, by format and result "
-            "(better: swapped in; kept: the fast one was no bigger; gone: purged or upgraded elsewhere "
-            "meanwhile; dropped: too many waiting; failed)",
+            "Provisional renditions given their better encode while idle (or overdue under load), by "
+            "format and result (better: swapped in; kept: the fast one was no bigger; gone: purged or "
+            "upgraded elsewhere meanwhile; deferred: the render queue was full, tried again later; "
+            "dropped: too many waiting; failed)",
             ["format", "result"],
             registry=r,
         )

@@ -18,7 +18,7 @@ from cachetools import LRUCache, TTLCache
 from edge.caches.shared import RenderLocks
 from edge.caches.tiered import TieredCache, TierLookup
 from edge.metrics import Metrics
-from edge.upgrades import Upgrades
+from edge.upgrades import Patience, Upgrades
 from origin.core.concurrency import SingleFlight
 from origin.core.errors import OverBudget, Problem
 from origin.core.master import MasterRecord
@@ -82,6 +82,7 @@ class RenditionService:
         metrics: Metrics | None = None,
         locks: RenderLocks | None = None,
         timeout_memory_s: float = 300.0,
+        patience: Patience | None = None,
     ):
         self.renderer = renderer
         self.cache = cache
@@ -98,7 +99,8 @@ class RenditionService:
             TTLCache(10_000, ttl=timeout_memory_s) if timeout_memory_s > 0 else None
         )
         self.timeout_memory_s = timeout_memory_s
-        self.upgrades = Upgrades(renderer, cache, self.metrics, locks, on_made=self._made)  # better encodes, while idle
+        # Better encodes, while idle (or overdue).
+        self.upgrades = Upgrades(renderer, cache, self.metrics, locks, on_made=self._made, patience=patience)
 
     def job(self, record: MasterRecord, opts: RenditionOptions, fmt: str) -> Job:
         return self.renderer.job(record, opts, fmt)

@@ -22,6 +22,7 @@ from edge.metrics import Metrics
 from edge.placeholders import Placeholders
 from edge.renditions import RenditionService
 from edge.signing import Signer, VerifiedUrls
+from edge.upgrades import Patience
 from origin.core.concurrency import cpu_count
 from origin.core.errors import Problem
 from origin.core.keys import master_id
@@ -147,7 +148,8 @@ def build_services(config: Config, store: MasterStore | None = None, processes: 
     signer = Signer(config.signing_keys())
     shared = Path(config.cache.disk_dir) / ".shared"
     locks = RenderLocks(shared, s.render_timeout_s) if processes > 1 else None
-    renditions = RenditionService(renderer, cache, metrics, locks, timeout_memory_s=s.timeout_memory_s)
+    patience = Patience(s.upgrade_under_load_after_s, s.upgrade_under_load_share)
+    renditions = RenditionService(renderer, cache, metrics, locks, s.timeout_memory_s, patience)
     services = Services(
         config=config,
         signer=signer,

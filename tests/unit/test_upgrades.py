@@ -15,6 +15,7 @@ import pytest
 
 from edge.caches.memory import MemoryTier
 from edge.caches.tiered import TieredCache
+from edge.upgrades import Patience
 from origin.core.concurrency import CancelToken
 from origin.core.rendition import Rendition
 from origin.core.request import RenditionOptions
@@ -187,6 +188,54 @@ def test_an_enlarged_q_auto_rendition_is_searched_whole_and_final_at_once(app: I
     assert r.headers["cache-control"] == IMMUTABLE and "provisional" not in r.headers["etag"]
     lossless = Reference(rgb_array(decode(app.get(versioned(app, w=960, fm="png")).content)))
     assert abs(lossless.score(rgb_array(decode(r.content))) - app.config.formats.auto_target) <= 3.0
+
+
+def test_a_server_that_is_never_idle_still_upgrades_once_the_wait_is_long(tmp_path: Path):
+    env = {**UPGRADES_ON, "EDGE_SERVER_UPGRADE_UNDER_LOAD_AFTER_S": "1.5"}
+    with in_process(tmp_path, env) as app, busy(app):
+        url = versioned(app, w=480)
+        fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
+        asked = time.monotonic()
+        assert fast.headers["etag"].endswith('-provisional"')
+        time.sleep(1.0)  # not overdue yet
+        assert app.get(url, headers={"Accept": WEBP_ACCEPT}).headers["etag"] == fast.headers["etag"]
+        better = until_final(app, url, WEBP_ACCEPT)  # the pool never emptied
+        assert time.monotonic() - asked >= 1.5
+        assert better.headers["cache-control"] == IMMUTABLE and len(better.content) < len(fast.content)
+        assert value(scrape(app), "edge_encode_upgrades_total", format="webp", result="better") == 1
+
+
+def test_an_overdue_upgrade_that_finds_the_queue_full_waits_its_turn_and_is_not_given_up(tmp_path: Path):
+    env = {
+        **UPGRADES_ON,
+        "EDGE_SERVER_UPGRADE_UNDER_LOAD_AFTER_S": "0.5",
+        "EDGE_SERVER_RENDER_WORKERS": "2",
+        "EDGE_SERVER_QUEUE_LIMIT": "0",
+    }
+    with in_process(tmp_path, env) as app, busy(app):
+        url = versioned(app, w=420)
+        fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
+        assert fast.headers["etag"].endswith('-provisional"')
+        with busy(app):  # every render slot taken: an upgrade would be refused (503)
+            time.sleep(2.0)
+            still = app.get(url, headers={"Accept": WEBP_ACCEPT})
+            assert still.headers["etag"] == fast.headers["etag"]
+        assert value(scrape(app), "edge_encode_upgrades_total", format="webp", result="deferred") >= 1
+        until_final(app, url, WEBP_ACCEPT)  # a slot is free again (still under load)
+        upgrades = scrape(app)
+        assert value(upgrades, "edge_encode_upgrades_total", format="webp", result="better") == 1
+        assert value(upgrades, "edge_encode_upgrades_total", format="webp", result="failed") == 0
+
+
+def test_upgrades_under_load_take_at_most_their_share_of_a_render_thread():
+    patience = Patience(after_s=30.0, share=0.1)
+    assert patience.rest_s(0.5) == pytest.approx(4.5)  # 0.5 of every 5 s
+    assert not patience.overdue(29.0, now=100.0, rest_until=0.0)
+    assert patience.overdue(30.0, now=100.0, rest_until=100.0)
+    assert not patience.overdue(60.0, now=100.0, rest_until=104.5)  # still resting from the last one
+    assert not Patience(after_s=0).overdue(3600.0, now=100.0, rest_until=0.0)  # 0: only while idle
+    with pytest.raises(ValueError):
+        Patience(share=0)
 
 
 def test_upgrades_off_makes_every_rendition_final_at_once(tmp_path: Path):
