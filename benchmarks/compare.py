@@ -9,9 +9,10 @@ installed) and an in-process libvips floor, on four workloads:
            same renditions independently
   hits     one rendition from the memory tier and from the disk tier, wrk -t2 -c64; nginx serving a
            static file of the same bytes is the ceiling
-  quality  bytes at equal SSIMULACRA2 (needs `pip install ssimulacra2`): each 800w rendition from
-           thumbor, and ours at the quality that reaches thumbor's score (after its upgrade), both
-           scored against one neutral reference (the master reduced with Lanczos3)
+  quality  bytes at equal SSIMULACRA2 (needs `pip install ssimulacra2`): each rendition of
+           `--quality` (800w JPEG/WebP/AVIF, 320w JPEG) from thumbor, and ours at the quality that
+           reaches thumbor's score (after its upgrade), both scored against one neutral reference
+           (the master reduced with Lanczos3)
   big      (not in the default set) 16 concurrent first touches of 20 MP masters (5480x3650 JPEG,
            distinct bytes), 800w WebP or `--big W:FMT,...`: the peak RSS of all the server's processes (goal: 600 MB)
 
@@ -493,8 +494,13 @@ def _floor_unit(masters_dir: Path, masters: list[str], width: int, fmt: str, dur
 # ------------------------------------------------------------------------------ quality
 
 
-def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: list[str]) -> list[dict[str, object]]:
-    """Bytes at thumbor's SSIMULACRA2. Both servers' 800w renditions are scored against one neutral
+QUALITY_RENDITIONS = "800:jpeg,800:webp,800:avif,320:jpeg"  # the issue's: each first touch held to parity
+
+
+def quality(
+    edge: Target, thumbor: Target | None, masters_dir: Path, masters: list[str], renditions: list[tuple[int, str]]
+) -> list[dict[str, object]]:
+    """Bytes at thumbor's SSIMULACRA2. Both servers' renditions (width, format) are scored against one neutral
     reference: the master decoded whole and reduced with Lanczos3 to the rendition's exact size
     (no shrink-on-load), so a softer resize cannot pass for a better encoder. Our bytes at thumbor's
     exact score are interpolated (in log bytes) between the two qualities that bracket it."""
@@ -537,14 +543,14 @@ def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: li
             refs[size].seek(0)
             return float(compute_ssimulacra2(refs[size], png(image)))
 
-        for fmt in ("jpeg", "webp", "avif"):
-            theirs = get(thumbor, thumbor.url(name, 800, fmt, QUALITY[fmt]))
+        for width, fmt in renditions:
+            theirs = get(thumbor, thumbor.url(name, width, fmt, QUALITY[fmt]))
             target_score = score(theirs)
             probes: dict[int, tuple[int, float]] = {}
             lo, hi = 1, 100
             while lo <= hi:  # the lowest q of ours that reaches thumbor's score
                 q = (lo + hi) // 2
-                ours = get(edge, edge.url(name, 800, fmt, q))
+                ours = get(edge, edge.url(name, width, fmt, q))
                 probes[q] = (len(ours), score(ours))
                 lo, hi = (lo, q - 1) if probes[q][1] >= target_score else (q + 1, hi)
             above = min((q for q, (_, sc) in probes.items() if sc >= target_score), default=None)
@@ -557,6 +563,7 @@ def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: li
                     t = (target_score - s0) / (s1 - s0)
                     our_bytes = math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
             row = {
+                "width": width,
                 "format": fmt,
                 "master": name,
                 "thumbor_bytes": len(theirs),
@@ -566,8 +573,8 @@ def quality(edge: Target, thumbor: Target | None, masters_dir: Path, masters: li
             }
             ratio = f"{our_bytes / len(theirs):.2f}x" if our_bytes else "-"
             print(
-                f"  quality {fmt} {name}: thumbor {len(theirs)} B at {target_score:.1f}; ours {row['our_bytes']} B "
-                f"(q {below}..{above})  ({ratio})",
+                f"  quality {width}w {fmt} {name}: thumbor {len(theirs)} B at {target_score:.1f}; "
+                f"ours {row['our_bytes']} B (q {below}..{above})  ({ratio})",
                 flush=True,
             )
             rows.append(row)
@@ -609,17 +616,19 @@ def report(units: list[Unit], hit: dict[str, float], quality_rows: list[dict[str
         if hit.get("nginx"):
             print(f"  nginx static  {hit['nginx']:9.0f}")
     if quality_rows:
-        print("\nBytes at thumbor's SSIMULACRA2 (800w; ours / thumbor's, median over masters):")
-        for fmt in ("jpeg", "webp", "avif"):
+        print("\nBytes at thumbor's SSIMULACRA2 (ours / thumbor's, median over masters):")
+        for width, fmt in dict.fromkeys((r["width"], r["format"]) for r in quality_rows):
             ratios = [
-                r["our_bytes"] / r["thumbor_bytes"] for r in quality_rows if r["format"] == fmt and r["our_bytes"]
+                r["our_bytes"] / r["thumbor_bytes"]
+                for r in quality_rows
+                if (r["width"], r["format"]) == (width, fmt) and r["our_bytes"]
             ]
             if ratios:
-                print(f"  {fmt}: {statistics.median(ratios):.2f}")
+                print(f"  {width}w {fmt}: {statistics.median(ratios):.2f}")
 
 
 def renditions_of(spec: str) -> list[tuple[int, str]]:
-    """`800:jpeg,320:avif` -> [(800, "jpeg"), (320, "avif")] (--first, --big)."""
+    """`800:jpeg,320:avif` -> [(800, "jpeg"), (320, "avif")] (--first, --big, --quality)."""
     return [(int(w), f) for w, f in (item.split(":") for item in spec.split(","))]
 
 
@@ -630,6 +639,7 @@ def main() -> int:
     ap.add_argument("--peers", default="thumbor,ipx", help="peers to run when installed (default thumbor,ipx)")
     ap.add_argument("--copies", type=int, default=150, help="distinct-bytes copies of each master (default 150)")
     ap.add_argument("--first", help="first-touch renditions, e.g. 800:jpeg,320:avif (default: all six)")
+    ap.add_argument("--quality", default=QUALITY_RENDITIONS, help="renditions of the quality workload")
     ap.add_argument("--big", default="800:webp", help="renditions of the big workload, e.g. 800:webp,320:jpeg")
     ap.add_argument("--edge-env", action="append", default=[], metavar="NAME=VALUE", help="configure the server")
     ap.add_argument("--json", type=Path, help="also write every figure here")
@@ -716,7 +726,7 @@ def main() -> int:
             edge = start_edge(masters_dir, work)
             thumbor = start_peer("thumbor", masters_dir) if "thumbor" in peer_names else None
             try:
-                quality_rows = quality(edge, thumbor, masters_dir, masters)
+                quality_rows = quality(edge, thumbor, masters_dir, masters, renditions_of(args.quality))
             finally:
                 edge.stop()
                 if thumbor:

@@ -83,8 +83,8 @@ class ServerConfig:
     # How long a master's stat is trusted: a replaced master shows within this; 0 stats every request.
     master_stat_ttl_s: float = 1.0
     # A provisional rendition (README "Upgrades") is upgraded when the render pool is idle; on a
-    # server that never is, once it has waited this long (0: only when idle), with upgrades made
-    # under load taking at most upgrade_under_load_share of a render thread's time.
+    # server that never is, one asked for again once it has waited this long (0: only when idle),
+    # with upgrades made under load taking at most upgrade_under_load_share of a render thread.
     upgrade_under_load_after_s: float = 30.0
     upgrade_under_load_share: float = 0.1
 

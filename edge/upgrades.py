@@ -7,9 +7,10 @@ waiting or running for a moment, each is made again from the master with the bet
 (EncodeSettings.upgraded) and q=auto's trials scored on the whole image, and replaces the
 provisional one in every tier; a better encode at a fixed quality that is no smaller leaves the
 fast one, marked final. Under load misses keep every core, except that a server which is never
-idle still upgrades: once the oldest key has waited `Patience.after_s`, one runs under load, and the
-next only after a rest that keeps upgrades to `Patience.share` of a render thread's time. What waits
-past `limit` is dropped, and the next hit on it asks again.
+idle still upgrades what is asked for again: once the oldest key that had a hit while waiting has
+waited `Patience.after_s`, it runs under load, and the next only after a rest that keeps upgrades
+to `Patience.share` of a render thread's time. What waits past `limit` is dropped, and the next
+hit on it asks again.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Upgrades:
         self.idle_s = idle_s  # how long the render pool must have been empty before one starts
         self.patience = patience or Patience()
         self._waiting: OrderedDict[str, tuple[Job, float]] = OrderedDict()  # oldest first, with when wanted
+        # Waiting keys asked for again (a hit on the provisional rendition), in that order: only
+        # these are worth a render thread under load; a rendition nobody asks for twice waits for idle.
+        self._asked: OrderedDict[str, None] = OrderedDict()
         self._rest_until = 0.0  # time.monotonic() before which no upgrade starts under load
         self._task: asyncio.Task[None] | None = None
         self._current = ""
@@ -79,7 +83,10 @@ class Upgrades:
 
     def want(self, job: Job) -> None:
         """Make `job`'s better encode when there is time (its provisional rendition is cached)."""
-        if job.key in self._waiting or job.key == self._current or job.key in self._failed:
+        if job.key in self._waiting:
+            self._asked.setdefault(job.key)
+            return
+        if job.key == self._current or job.key in self._failed:
             return
         if len(self._waiting) >= self.limit:
             self.metrics.encode_upgrades.labels(job.plan.format, "dropped").inc()
@@ -90,8 +97,11 @@ class Upgrades:
 
     async def _drain(self) -> None:
         while self._waiting:
-            busy = await self._until_turn()
-            key, (job, wanted) = self._waiting.popitem(last=False)
+            overdue = await self._until_turn()
+            key = overdue or next(iter(self._waiting))
+            job, wanted = self._waiting.pop(key)
+            asked = key in self._asked
+            self._asked.pop(key, None)
             self._current, started = key, time.monotonic()
             try:
                 result = await self.upgrade(job)
@@ -101,12 +111,15 @@ class Upgrades:
                 else:  # the render queue is full: first in line again, after a rest
                     self._waiting[key] = (job, wanted)
                     self._waiting.move_to_end(key, last=False)
+                    if asked:
+                        self._asked[key] = None
+                        self._asked.move_to_end(key, last=False)
                     result = "deferred"
             except Exception as error:
                 result = self._failure(key, error)
             finally:
                 self._current = ""
-            if busy:
+            if overdue:
                 self._rest_until = time.monotonic() + self.patience.rest_s(max(time.monotonic() - started, 0.1))
             self.metrics.encode_upgrades.labels(job.plan.format, result).inc()
 
@@ -116,18 +129,19 @@ class Upgrades:
         log.warning("encode upgrade of %s failed: %s", key, error)
         return "failed"
 
-    async def _until_turn(self) -> bool:
-        """Wait until the render pool has been empty for `idle_s` (False), or until the oldest
-        upgrade is overdue on a pool that is never empty (True: this one runs under load)."""
+    async def _until_turn(self) -> str | None:
+        """Wait until the render pool has been empty for `idle_s` (None: the oldest goes next), or
+        until the oldest key asked for again is overdue on a pool that is never empty (that key:
+        it runs under load)."""
         pool, quiet, step = self.renderer.pool, 0, self.idle_s / 4
         while quiet < 4:
             await asyncio.sleep(step)
             quiet = quiet + 1 if pool.pending == 0 else 0
-            if quiet == 0 and self._waiting:
-                now = time.monotonic()
-                if self.patience.overdue(now - next(iter(self._waiting.values()))[1], now, self._rest_until):
-                    return True
-        return False
+            if quiet == 0 and self._asked:
+                key, now = next(iter(self._asked)), time.monotonic()
+                if self.patience.overdue(now - self._waiting[key][1], now, self._rest_until):
+                    return key
+        return None
 
     async def upgrade(self, job: Job) -> str:
         """Replace `job`'s provisional rendition with its better encode; what happened."""
@@ -161,6 +175,7 @@ class Upgrades:
 
     async def close(self) -> None:
         self._waiting.clear()
+        self._asked.clear()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

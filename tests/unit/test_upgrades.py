@@ -190,19 +190,26 @@ def test_an_enlarged_q_auto_rendition_is_searched_whole_and_final_at_once(app: I
     assert abs(lossless.score(rgb_array(decode(r.content))) - app.config.formats.auto_target) <= 3.0
 
 
-def test_a_server_that_is_never_idle_still_upgrades_once_the_wait_is_long(tmp_path: Path):
-    env = {**UPGRADES_ON, "EDGE_SERVER_UPGRADE_UNDER_LOAD_AFTER_S": "1.5"}
-    with in_process(tmp_path, env) as app, busy(app):
-        url = versioned(app, w=480)
-        fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
-        asked = time.monotonic()
-        assert fast.headers["etag"].endswith('-provisional"')
-        time.sleep(1.0)  # not overdue yet
-        assert app.get(url, headers={"Accept": WEBP_ACCEPT}).headers["etag"] == fast.headers["etag"]
-        better = until_final(app, url, WEBP_ACCEPT)  # the pool never emptied
-        assert time.monotonic() - asked >= 1.5
-        assert better.headers["cache-control"] == IMMUTABLE and len(better.content) < len(fast.content)
-        assert value(scrape(app), "edge_encode_upgrades_total", format="webp", result="better") == 1
+def test_a_server_that_is_never_idle_still_upgrades_what_is_asked_for_again(tmp_path: Path):
+    env = {
+        **UPGRADES_ON,
+        "EDGE_SERVER_UPGRADE_UNDER_LOAD_AFTER_S": "1.5",
+        "EDGE_SERVER_UPGRADE_UNDER_LOAD_SHARE": "0.5",
+    }
+    with in_process(tmp_path, env) as app:
+        popular, once = versioned(app, w=480), versioned(app, w=440)
+        with busy(app):
+            fast = app.get(popular, headers={"Accept": WEBP_ACCEPT})
+            asked = time.monotonic()
+            assert app.get(once, headers={"Accept": WEBP_ACCEPT}).headers["etag"].endswith('-provisional"')
+            time.sleep(1.0)  # not overdue yet
+            assert app.get(popular, headers={"Accept": WEBP_ACCEPT}).headers["etag"] == fast.headers["etag"]
+            better = until_final(app, popular, WEBP_ACCEPT)  # the pool never emptied
+            assert time.monotonic() - asked >= 1.5
+            assert better.headers["cache-control"] == IMMUTABLE and len(better.content) < len(fast.content)
+            time.sleep(2.0)  # overdue too, and past the rest: but asked for once, it waits for idle
+            assert value(scrape(app), "edge_encode_upgrades_total", format="webp", result="better") == 1
+        until_final(app, once, WEBP_ACCEPT)
 
 
 def test_an_overdue_upgrade_that_finds_the_queue_full_waits_its_turn_and_is_not_given_up(tmp_path: Path):
@@ -217,9 +224,9 @@ def test_an_overdue_upgrade_that_finds_the_queue_full_waits_its_turn_and_is_not_
         fast = app.get(url, headers={"Accept": WEBP_ACCEPT})
         assert fast.headers["etag"].endswith('-provisional"')
         with busy(app):  # every render slot taken: an upgrade would be refused (503)
-            time.sleep(2.0)
-            still = app.get(url, headers={"Accept": WEBP_ACCEPT})
+            still = app.get(url, headers={"Accept": WEBP_ACCEPT})  # asked for again: worth it under load
             assert still.headers["etag"] == fast.headers["etag"]
+            time.sleep(2.0)
         assert value(scrape(app), "edge_encode_upgrades_total", format="webp", result="deferred") >= 1
         until_final(app, url, WEBP_ACCEPT)  # a slot is free again (still under load)
         upgrades = scrape(app)
