@@ -12,12 +12,15 @@ package on corpus renditions.
 Float32, channels first (each channel contiguous for the blurs and sums), in work arrays reused
 from one candidate to the next, and no BLAS: a 384x384 candidate scores in 11 CPU-ms against a
 prepared `Reference` (39 before both, with numpy's defaults), cheap enough for a quality search's
-trial encodes of a sample of the image.
+trial encodes of a sample of the image. A large image goes through in strips of rows, so its work
+arrays are a strip's: scoring 2048 x 1536 whole held 800 MB of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pyvips
@@ -73,28 +76,88 @@ def score(reference: pyvips.Image, distorted: pyvips.Image) -> float:
     return Reference(rgb_array(reference)).score(rgb_array(distorted))
 
 
+# A large image is scored in strips of rows (each with the blur's reach of rows around it), so
+# the work arrays hold one strip: scoring a whole 2048 x 1536 image held 800 MB of them, 3264 x
+# 2448 2 GB. The sample a search scores (384 x 384) and anything up to this is one strip.
+STRIP_PIXELS = 160_000
+# A reference up to this many pixels (all scales) keeps its own terms (XYB, blurred mean,
+# variance, 48 bytes a pixel) between candidates; a larger one recomputes them for each (about
+# half as much work again), so its memory stays a strip's.
+KEPT_PIXELS = 1_400_000
+
+Strip = tuple[int, int, int, int]  # rows: window start, window end (what the blur reads), first, end
+
+
 class Reference:
     """One reference image, prepared once (its XYB pyramid, blurred moments and the terms that
     depend on it alone) so that each candidate encode costs only its own half of the work.
 
-    A Reference keeps the work arrays of its candidates and reuses them from one score to the
-    next: a fresh array of this size costs more in page faults than the arithmetic done on it
-    (numpy asks malloc, and malloc the kernel, for each one over 128 KB), which made scoring a
-    384 x 384 sample 2-3x slower. So one Reference scores one candidate at a time (a quality
-    search's trials are sequential); give each thread its own."""
+    Its scratch arrays are its thread's, reused from one score (and one Reference) to the next: a
+    fresh array of this size costs more in page faults than the arithmetic done on it (numpy asks
+    malloc, and malloc the kernel, for each one over 128 KB), which made scoring a 384 x 384
+    sample 2-3x slower. So use a Reference in the thread that made it, one candidate at a time (a
+    quality search's trials are sequential). Its own memory is about 4 bytes a pixel for the
+    smaller scales of each image, and its terms when small (KEPT_PIXELS); the scratch arrays
+    hold a strip (STRIP_PIXELS)."""
 
     def __init__(self, rgb: np.ndarray):
         self.shape = rgb.shape
-        self._work = _Work((3, rgb.shape[0], rgb.shape[1]))
-        # Per scale: xyb, its blurred mean, its variance, and 1 + |xyb - mean| (the ringing and
-        # blurring ratio's denominator).
-        self._scales: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        for linear in self._work.levels(rgb):
-            xyb = _xyb(linear, np.empty_like(linear), self._work)
-            mu1 = _blur(xyb, np.empty_like(xyb), self._work)
-            s11 = _blur(xyb * xyb, np.empty_like(xyb), self._work)
-            variance = s11 - mu1 * mu1
-            self._scales.append((xyb, mu1, variance, 1.0 + np.abs(xyb - mu1)))
+        self._sizes = _pyramid(rgb.shape[0], rgb.shape[1])
+        self._strips = [_strips(h, w) for h, w in self._sizes]
+        self._work = _Work.for_windows(self._sizes, self._strips)
+        self._rgb = rgb
+        self._levels = _levels(self._sizes)  # scales 1.. of the reference, whole
+        self._candidate_levels = _levels(self._sizes)  # the same for each candidate in turn
+        walk = self._walk(rgb, self._levels)
+        self._kept: list[_Terms] | None = None  # one per strip, in _walk's order
+        if sum(h * w for h, w in self._sizes) <= KEPT_PIXELS:
+            self._kept = [self._terms(scale, strip, linear, keep=True) for scale, strip, linear in walk]
+        else:
+            for _ in walk:  # the levels only
+                pass
+
+    def _walk(self, rgb: np.ndarray, levels: list[np.ndarray]) -> Iterator[tuple[int, Strip, np.ndarray]]:
+        """Each strip of each scale, scale 0 first, with its window in linear light; on the way,
+        fills `levels` (scales 1..) with the image's, each the 2x2 average of the one before."""
+        for scale, strips in enumerate(self._strips):
+            if scale == 1:
+                for finer, coarser in zip(levels, levels[1:], strict=False):
+                    _half(finer, coarser)
+            for top, bottom, first, end in strips:
+                if scale:
+                    linear = levels[scale - 1][:, top:bottom]
+                else:
+                    linear = self._work.linear_rows(rgb, top, bottom, "linear")
+                    if levels:  # the strip's own rows (an even number, but for the last strip)
+                        _half(linear[:, first - top : end - top], levels[0][:, first // 2 : (end + 1) // 2])
+                yield scale, (top, bottom, first, end), linear
+
+    def _terms(self, scale: int, strip: Strip, linear: np.ndarray, keep: bool = False) -> _Terms:
+        """The reference's own part of one strip, from its window in linear light: XYB over the
+        window, and over the strip's rows its blurred mean, its variance and 1 + |xyb - mean|
+        (the ringing and blurring ratio's denominator). In work arrays, or in fresh ones to `keep`."""
+        work, (top, bottom, first, end) = self._work, strip
+        width, inner = self._sizes[scale][1], slice(first - top, end - top)
+        window, rows = (3, bottom - top, width), (3, end - first, width)
+        fresh = np.empty if keep else None
+        xyb = _xyb(linear, _out(work, "axyb", window, fresh), work)
+        mu1 = _blur(xyb, _out(work, "mu1", window, fresh), work)[:, inner]
+        s11 = _blur(np.multiply(xyb, xyb, out=work.view("product", window)), work.view("s22", window), work)
+        variance = _out(work, "variance", rows, fresh)
+        np.subtract(s11[:, inner], np.multiply(mu1, mu1, out=work.view("t1", rows)), out=variance)
+        denominator = np.subtract(xyb[:, inner], mu1, out=_out(work, "denominator", rows, fresh))
+        np.abs(denominator, out=denominator)
+        denominator += 1.0
+        return _Terms(xyb, mu1, variance, denominator)
+
+    def _own_terms(self, scale: int, strip: Strip) -> _Terms:
+        """`_terms` again, for a reference too large to keep them."""
+        top, bottom = strip[:2]
+        if scale:
+            linear = self._levels[scale - 1][:, top:bottom]
+        else:
+            linear = self._work.linear_rows(self._rgb, top, bottom, "reference")
+        return self._terms(scale, strip, linear)
 
     def score(self, rgb: np.ndarray) -> float:
         """SSIMULACRA2 of an H x W x 3 uint8 array of the reference's size."""
@@ -103,14 +166,19 @@ class Reference:
                 f"distorted image is {rgb.shape[1]}x{rgb.shape[0]}, reference {self.shape[1]}x{self.shape[0]}"
             )
         work = self._work
-        per_scale = [
-            _compare(*scale, _xyb(linear, work.view("xyb", linear.shape), work), work)
-            for scale, linear in zip(self._scales, work.levels(rgb), strict=True)
-        ]
+        sums = np.zeros((len(self._sizes), 18))
+        for n, (scale, strip, linear) in enumerate(self._walk(rgb, self._candidate_levels)):
+            top, bottom, first, end = strip
+            b = _xyb(linear, work.view("bxyb", (3, bottom - top, self._sizes[scale][1])), work)
+            terms = self._kept[n] if self._kept is not None else self._own_terms(scale, strip)
+            sums[scale] += _compare(terms, b, first - top, end - top, work)
+        means = sums / np.array([h * w for h, w in self._sizes], dtype=np.float64)[:, None]
+        means[:, _FOURTH] **= 0.25
         # libjxl's order: channel, then scale, then norm; for each, SSIM, ringing, blurring.
         features: list[float] = []
         for c in range(3):
-            for ssim, edges in per_scale:
+            for scale in means:
+                ssim, edges = scale[:6], scale[6:]
                 for n in range(2):
                     features += [ssim[c * 2 + n], edges[c * 4 + n], edges[c * 4 + n + 2]]
         total = float(np.dot(_WEIGHTS[: len(features)], np.abs(features))) * 0.9562382616834844
@@ -118,42 +186,84 @@ class Reference:
         return 100.0 - 10.0 * total**0.6276336467831387 if total > 0 else 100.0
 
 
+class _Terms(NamedTuple):
+    xyb: np.ndarray  # over the strip's window
+    mu1: np.ndarray  # over its rows, as are the two below
+    variance: np.ndarray
+    denominator: np.ndarray
+
+
+def _pyramid(h: int, w: int) -> list[tuple[int, int]]:
+    """The size of each scale scored: up to six, halving (rounding up) while at least 8 pixels each way."""
+    sizes = []
+    for n in range(_SCALES):
+        if n:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        if h < 8 or w < 8:
+            break
+        sizes.append((h, w))
+    return sizes
+
+
+def _strips(h: int, w: int) -> list[Strip]:
+    """One scale's rows in strips of about STRIP_PIXELS, each with the blur's reach around it."""
+    # An even number of rows, so that each strip halves into whole rows of the next scale.
+    rows = h if h * w <= STRIP_PIXELS else max(4 * _RADIUS, STRIP_PIXELS // w // 2 * 2)
+    return [(max(0, y - _RADIUS), min(h, y + rows + _RADIUS), y, min(h, y + rows)) for y in range(0, h, rows)]
+
+
+def _levels(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    return [np.empty((3, h, w), dtype=np.float32) for h, w in sizes[1:]]
+
+
+def _out(work: _Work, name: str, shape: tuple[int, ...], fresh: Callable[..., np.ndarray] | None) -> np.ndarray:
+    return fresh(shape, dtype=np.float32) if fresh is not None else work.view(name, shape)
+
+
 class _Work:
-    """Work arrays sized for the largest scale; a smaller scale uses the start of each."""
+    """Scratch arrays for one strip window at a time, of any scale; a smaller window uses the
+    start of each. One set per thread, reused by every Reference it makes: fresh arrays fault in
+    their pages (and glibc hands the memory back between searches), which cost a sampled search
+    about 1,700 page faults and a tenth of its CPU."""
 
-    NAMES = ("mixed", "xyb", "mu2", "s22", "s12", "product", "t1", "t2", "t3", "pair", "level0", "level1")
+    NAMES: tuple[str, ...] = ("linear", "reference", "pair", "axyb", "bxyb", "product", "mu1", "mu2")
+    NAMES += ("s22", "s12", "variance", "denominator", "t1", "t2", "t3")
+    _mine = threading.local()
 
-    def __init__(self, shape: tuple[int, int, int]):
-        c, h, w = shape
-        self._flat = {name: np.empty(c * h * w, dtype=np.float32) for name in self.NAMES}
-        self._tall = np.empty(c * (h + 2 * _RADIUS) * w, dtype=np.float32)
-        self._wide = np.empty(c * h * (w + 2 * _RADIUS), dtype=np.float32)
-        self._lut_index = np.empty((c, h, w), dtype=np.uint8)
+    def __init__(self, flat: int, padded: int):
+        # np.empty maps pages only when first written: the names a score never uses cost nothing.
+        self.flat, self.padded = flat, padded  # elements
+        self._flat = {name: np.empty(flat, dtype=np.float32) for name in self.NAMES}
+        self._padded = np.empty(padded, dtype=np.float32)  # a blur's window with its margin, either way
+        self._index = np.empty(flat, dtype=np.uint8)
+
+    @classmethod
+    def for_windows(cls, sizes: list[tuple[int, int]], strips: list[list[Strip]]) -> _Work:
+        """This thread's set, grown if these windows need more."""
+        windows = [(bottom - top, w) for (_, w), each in zip(sizes, strips, strict=True) for top, bottom, _, _ in each]
+        flat = 3 * max((h * w for h, w in windows), default=1)
+        padded = 3 * max(((h + 2 * _RADIUS) * (w + 2 * _RADIUS) for h, w in windows), default=1)
+        work: _Work | None = getattr(cls._mine, "work", None)
+        if work is None or work.flat < flat or work.padded < padded:
+            work = cls._mine.work = cls(flat, padded)
+        return work
 
     def view(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         return self._flat[name][: shape[0] * shape[1] * shape[2]].reshape(shape)
 
     def tall(self, c: int, h: int, w: int) -> np.ndarray:
-        return self._tall[: c * (h + 2 * _RADIUS) * w].reshape(c, h + 2 * _RADIUS, w)
+        return self._padded[: c * (h + 2 * _RADIUS) * w].reshape(c, h + 2 * _RADIUS, w)
 
-    def wide(self, c: int, h: int, w: int) -> np.ndarray:
-        return self._wide[: c * h * (w + 2 * _RADIUS)].reshape(c, h, w + 2 * _RADIUS)
+    def wide(self, c: int, h: int, w: int) -> np.ndarray:  # the same memory: a blur's passes take turns
+        return self._padded[: c * h * (w + 2 * _RADIUS)].reshape(c, h, w + 2 * _RADIUS)
 
-    def levels(self, rgb: np.ndarray) -> Iterator[np.ndarray]:
-        """An H x W x 3 uint8 image as linear light, channels first (3 x H x W), at up to six
-        scales, halving each time while at least 8 pixels each way. Each level is a work array,
-        good until the one after next."""
-        index = self._lut_index
-        index[...] = rgb.transpose(2, 0, 1)
+    def linear_rows(self, rgb: np.ndarray, top: int, bottom: int, name: str) -> np.ndarray:
+        """Rows `top`..`bottom` of an H x W x 3 uint8 image as linear light, channels first, in `name`."""
+        shape = (3, bottom - top, rgb.shape[1])
+        index = self._index[: shape[0] * shape[1] * shape[2]].reshape(shape)
+        index[...] = rgb[top:bottom].transpose(2, 0, 1)
         # mode="clip" (uint8 cannot be out of range): with the default, numpy buffers `out`.
-        linear = np.take(_SRGB_TO_LINEAR, index, out=self.view("level0", index.shape), mode="clip")
-        for n in range(_SCALES):
-            if n:
-                _, h, w = linear.shape
-                linear = _half(linear, self.view("level1" if n % 2 else "level0", (3, (h + 1) // 2, (w + 1) // 2)))
-            if linear.shape[1] < 8 or linear.shape[2] < 8:
-                return
-            yield linear
+        return np.take(_SRGB_TO_LINEAR, index, out=self.view(name, shape), mode="clip")
 
 
 def rgb_array(image: pyvips.Image) -> np.ndarray:
@@ -190,7 +300,8 @@ def _half(image: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _xyb(linear: np.ndarray, out: np.ndarray, work: _Work) -> np.ndarray:
     """XYB of linear light, into `out` (which may not be `linear`); returns `out`."""
-    mixed, term = work.view("mixed", linear.shape), work.view("pair", linear.shape)[0]
+    # "product" is free until a blur of products: XYB is made before.
+    mixed, term = work.view("product", linear.shape), work.view("pair", linear.shape)[0]
     # The 3 x 3 opsin mix as plain products, not np.dot: numpy hands that to BLAS, whose
     # threads (one per core, spinning while they wait) doubled the CPU a quality search cost.
     for row, weights in zip(mixed, _OPSIN, strict=True):
@@ -246,17 +357,22 @@ def _blur(image: np.ndarray, out: np.ndarray, work: _Work) -> np.ndarray:
     return out
 
 
-def _compare(
-    a: np.ndarray, mu1: np.ndarray, variance: np.ndarray, denominator: np.ndarray, b: np.ndarray, work: _Work
-) -> tuple[np.ndarray, np.ndarray]:
-    """(SSIM mean and 4-norm per channel), (ringing and blurring, mean and 4-norm, per channel),
-    of candidate `b` against reference `a` (with its blurred mean, variance and 1 + |a - mu1|)."""
-    shape = b.shape
-    mu2, s22, s12 = (work.view(name, shape) for name in ("mu2", "s22", "s12"))
-    product, t1, t2, t3 = (work.view(name, shape) for name in ("product", "t1", "t2", "t3"))
-    _blur(b, mu2, work)
-    _blur(np.multiply(b, b, out=product), s22, work)
-    _blur(np.multiply(a, b, out=product), s12, work)
+# Where the 4-norms sit among the 18 sums of a scale (SSIM mean, 4-norm per channel; then per
+# channel ringing mean, 4-norm, blurring mean, 4-norm): their means are taken to the 1/4 power.
+_FOURTH = np.array([1, 3, 5, 7, 9, 11, 13, 15, 17])
+
+
+def _compare(terms: _Terms, b: np.ndarray, first: int, end: int, work: _Work) -> np.ndarray:
+    """The sums over rows `first`..`end` of the window (per channel) of the SSIM map and its 4th
+    power, then of ringing and blurring and their 4th powers, for candidate `b` (XYB over the
+    window) against the reference's `terms`; 18 numbers in _FOURTH's order."""
+    a, mu1, variance, denominator = terms
+    window, inner = b.shape, slice(first, end)
+    rows = (3, end - first, window[2])
+    mu2 = _blur(b, work.view("mu2", window), work)[:, inner]
+    s22 = _blur(np.multiply(b, b, out=work.view("product", window)), work.view("s22", window), work)[:, inner]
+    s12 = _blur(np.multiply(a, b, out=work.view("product", window)), work.view("s12", window), work)[:, inner]
+    t1, t2, t3 = (work.view(name, rows) for name in ("t1", "t2", "t3"))
     np.subtract(mu1, mu2, out=t1)  # num_m = 1 - (mu1 - mu2)^2
     np.multiply(t1, t1, out=t1)
     np.subtract(1.0, t1, out=t1)
@@ -273,22 +389,22 @@ def _compare(
     np.divide(d, t3, out=d)
     np.subtract(1.0, d, out=d)
     np.maximum(d, 0.0, out=d)
-    ssim = np.empty(6)
-    ssim[0::2] = _mean(d)
-    ssim[1::2] = _mean(_fourth(d, t2)) ** 0.25
+    sums = np.empty(18)
+    sums[0:6:2] = _sum(d)
+    sums[1:6:2] = _sum(_fourth(d, t2))
     ratio = t3  # (1 + |b - mu2|) / (1 + |a - mu1|) - 1
-    np.subtract(b, mu2, out=ratio)
+    np.subtract(b[:, inner], mu2, out=ratio)
     np.abs(ratio, out=ratio)
     ratio += 1.0
     np.divide(ratio, denominator, out=ratio)
     ratio -= 1.0
     ringing, blurring = np.maximum(ratio, 0.0, out=t1), np.maximum(np.negative(ratio, out=t2), 0.0, out=t2)
-    edges = np.empty(12)
-    edges[0::4] = _mean(ringing)
-    edges[2::4] = _mean(blurring)
-    edges[1::4] = _mean(_fourth(ringing, t3)) ** 0.25
-    edges[3::4] = _mean(_fourth(blurring, t3)) ** 0.25
-    return ssim, edges
+    edges = sums[6:]
+    edges[0::4] = _sum(ringing)
+    edges[2::4] = _sum(blurring)
+    edges[1::4] = _sum(_fourth(ringing, t3))
+    edges[3::4] = _sum(_fourth(blurring, t3))
+    return sums
 
 
 def _fourth(values: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -296,5 +412,5 @@ def _fourth(values: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.multiply(out, out, out=out)
 
 
-def _mean(values: np.ndarray) -> np.ndarray:
-    return values.reshape(3, -1).mean(axis=1, dtype=np.float64)
+def _sum(values: np.ndarray) -> np.ndarray:
+    return values.reshape(3, -1).sum(axis=1, dtype=np.float64)

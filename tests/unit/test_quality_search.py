@@ -3,6 +3,8 @@ near its target on real photos, and a size budget is met or refused with a 422 t
 
 from __future__ import annotations
 
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pyvips
 
 from origin.core.errors import Problem
 from origin.core.formats import EncodeSettings
-from origin.imaging import quality
+from origin.imaging import quality, ssimulacra2
 from origin.imaging.encode import encode
 from origin.imaging.ssimulacra2 import Reference, rgb_array, score
 
@@ -65,6 +67,33 @@ def test_a_reference_scores_each_candidate_the_same_whatever_it_scored_before():
     again = [reference.score(c) for c in reversed(candidates)][::-1]
     assert first == again and first == [Reference(rgb_array(image)).score(c) for c in candidates]
     assert first == sorted(first)
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["terms kept", "terms made again"])
+def test_a_large_image_scored_in_strips_scores_as_it_would_whole(monkeypatch: pytest.MonkeyPatch, kept: bool):
+    """Strips of rows with the blur's reach around them, at every scale (odd sizes included), and a
+    reference's own terms kept or made again per candidate: the same score as one strip."""
+    image = rendition("gps_exif_xmp_1920x1280.jpg", 1001)  # 1001 x 667: odd at every scale
+    reference, candidate = rgb_array(image), rgb_array(decoded(encode(image, "jpeg", 40, SETTINGS)))
+    monkeypatch.setattr(ssimulacra2, "STRIP_PIXELS", 10**9)
+    whole = Reference(reference).score(candidate)
+    monkeypatch.setattr(ssimulacra2, "STRIP_PIXELS", 20_000)  # 20 rows a strip at the first scale
+    monkeypatch.setattr(ssimulacra2, "KEPT_PIXELS", 10**9 if kept else 0)
+    assert Reference(reference).score(candidate) == pytest.approx(whole, abs=1e-9)
+
+
+def test_scoring_a_large_image_holds_a_strip_of_work_not_the_image_many_times_over():
+    """A q=auto upgrade of a 2048 px rendition scores the whole image: its work arrays held 800 MB."""
+    image = pyvips.Image.new_from_file(str(CORPUS / "gps_exif_xmp_1920x1280.jpg")).resize(2048 / 1920)
+    reference, candidate = rgb_array(image), rgb_array(decoded(encode(image, "jpeg", 60, SETTINGS)))
+    tracemalloc.start()
+    try:
+        with ThreadPoolExecutor(1) as fresh:  # a thread whose work arrays are not made yet
+            fresh.submit(lambda: Reference(reference).score(candidate)).result()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20  # 2048 x 1365: one float32 copy of it is 33.5 MB; whole, 800 MB
 
 
 # Small renditions are their own sample; the 1920 px photo at 1280 is searched on tiles.
