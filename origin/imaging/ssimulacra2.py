@@ -19,7 +19,7 @@ arrays are a strip's: scoring 2048 x 1536 whole held 800 MB of them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -124,13 +124,17 @@ class Reference:
                 for finer, coarser in zip(levels, levels[1:], strict=False):
                     _half(finer, coarser)
             for top, bottom, first, end in strips:
-                if scale:
-                    linear = levels[scale - 1][:, top:bottom]
-                else:
-                    linear = self._work.linear_rows(rgb, top, bottom, "linear")
-                    if levels:  # the strip's own rows (an even number, but for the last strip)
-                        _half(linear[:, first - top : end - top], levels[0][:, first // 2 : (end + 1) // 2])
+                linear = self._linear(rgb, levels, scale, top, bottom, "linear")
+                if scale == 0 and levels:  # the strip's own rows (an even number, but for the last strip)
+                    _half(linear[:, first - top : end - top], levels[0][:, first // 2 : (end + 1) // 2])
                 yield scale, (top, bottom, first, end), linear
+
+    def _linear(
+        self, rgb: np.ndarray, levels: list[np.ndarray], scale: int, top: int, bottom: int, name: str
+    ) -> np.ndarray:
+        """Rows `top`..`bottom` of one scale in linear light: of the image itself (into work array
+        `name`) at scale 0, else a view of `levels`."""
+        return levels[scale - 1][:, top:bottom] if scale else self._work.linear_rows(rgb, top, bottom, name)
 
     def _terms(self, scale: int, strip: Strip, linear: np.ndarray, keep: bool = False) -> _Terms:
         """The reference's own part of one strip, from its window in linear light: XYB over the
@@ -139,13 +143,12 @@ class Reference:
         work, (top, bottom, first, end) = self._work, strip
         width, inner = self._sizes[scale][1], slice(first - top, end - top)
         window, rows = (3, bottom - top, width), (3, end - first, width)
-        fresh = np.empty if keep else None
-        xyb = _xyb(linear, _out(work, "axyb", window, fresh), work)
-        mu1 = _blur(xyb, _out(work, "mu1", window, fresh), work)[:, inner]
+        xyb = _xyb(linear, work.out("axyb", window, keep), work)
+        mu1 = _blur(xyb, work.out("mu1", window, keep), work)[:, inner]
         s11 = _blur(np.multiply(xyb, xyb, out=work.view("product", window)), work.view("s22", window), work)
-        variance = _out(work, "variance", rows, fresh)
+        variance = work.out("variance", rows, keep)
         np.subtract(s11[:, inner], np.multiply(mu1, mu1, out=work.view("t1", rows)), out=variance)
-        denominator = np.subtract(xyb[:, inner], mu1, out=_out(work, "denominator", rows, fresh))
+        denominator = np.subtract(xyb[:, inner], mu1, out=work.out("denominator", rows, keep))
         np.abs(denominator, out=denominator)
         denominator += 1.0
         return _Terms(xyb, mu1, variance, denominator)
@@ -153,11 +156,7 @@ class Reference:
     def _own_terms(self, scale: int, strip: Strip) -> _Terms:
         """`_terms` again, for a reference too large to keep them."""
         top, bottom = strip[:2]
-        if scale:
-            linear = self._levels[scale - 1][:, top:bottom]
-        else:
-            linear = self._work.linear_rows(self._rgb, top, bottom, "reference")
-        return self._terms(scale, strip, linear)
+        return self._terms(scale, strip, self._linear(self._rgb, self._levels, scale, top, bottom, "reference"))
 
     def score(self, rgb: np.ndarray) -> float:
         """SSIMULACRA2 of an H x W x 3 uint8 array of the reference's size."""
@@ -216,10 +215,6 @@ def _levels(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
     return [np.empty((3, h, w), dtype=np.float32) for h, w in sizes[1:]]
 
 
-def _out(work: _Work, name: str, shape: tuple[int, ...], fresh: Callable[..., np.ndarray] | None) -> np.ndarray:
-    return fresh(shape, dtype=np.float32) if fresh is not None else work.view(name, shape)
-
-
 class _Work:
     """Scratch arrays for one strip window at a time, of any scale; a smaller window uses the
     start of each. One set per thread, reused by every Reference it makes: fresh arrays fault in
@@ -250,6 +245,10 @@ class _Work:
 
     def view(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         return self._flat[name][: shape[0] * shape[1] * shape[2]].reshape(shape)
+
+    def out(self, name: str, shape: tuple[int, ...], keep: bool) -> np.ndarray:
+        """Work array `name` as `shape`, or a fresh array to `keep`."""
+        return np.empty(shape, dtype=np.float32) if keep else self.view(name, shape)
 
     def tall(self, c: int, h: int, w: int) -> np.ndarray:
         return self._padded[: c * (h + 2 * _RADIUS) * w].reshape(c, h + 2 * _RADIUS, w)
